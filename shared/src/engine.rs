@@ -1,0 +1,583 @@
+//! The batch engine: one implementation of partial batch failure reporting,
+//! shared by every processor.
+//!
+//! Given a raw event and an async per-record handler, the engine decodes each
+//! record on its own, runs the handler with the ordering the event source
+//! demands, dead-letters what can never succeed and returns the Lambda
+//! response listing exactly the records Lambda must deliver again.
+//!
+//! | source | order | after a failure |
+//! |---|---|---|
+//! | SQS standard | none; up to `max_concurrency` records at once | only the failed message is reported |
+//! | SQS FIFO (`.fifo` ARN or a `MessageGroupId`) | in order within a message group; groups run concurrently | the failed message and every later message of its group are reported without being run; other groups go on |
+//! | DynamoDB Streams | in order per item key; keys run concurrently | later records of the key are not run; records after the lowest failure are not started; the lowest failed `SequenceNumber` is reported, so Lambda checkpoints there |
+//!
+//! # What stream handlers must tolerate
+//!
+//! Lambda retries a stream batch from the lowest reported sequence number.
+//! Records of *other* keys that come later in the batch and already
+//! succeeded (they ran concurrently) are delivered again: handlers must be
+//! idempotent. Set [`BatchConfig::max_concurrency`] to 1 to run a stream
+//! batch strictly in shard order instead.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::Utc;
+use futures::{FutureExt, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+use tracing::{error, info, info_span, warn, Instrument};
+
+use crate::dlq::{
+    DeadLetter, DeadLetterError, DeadLetterSink, DeadLetterSource, ProcessorInfo, SourceKind, ENVELOPE_SCHEMA,
+    ENVELOPE_VERSION,
+};
+use crate::error::{BatchError, DecodeError, RecordError, RecordRef};
+use crate::sqs::{decode_sqs_record, Message, SqsEvent};
+use crate::stream::{decode_stream_record, StreamEvent, StreamRecord};
+
+/// How the engine runs a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchConfig {
+    /// Records (SQS standard) or groups (FIFO message groups, stream item
+    /// keys) run at once. Default 10. 1 runs the batch strictly in order.
+    pub max_concurrency: usize,
+    /// Records not started by `deadline - deadline_margin` are reported as
+    /// failed instead of letting the invocation time out (which would fail
+    /// the whole batch). Default 2 s.
+    pub deadline_margin: Duration,
+    /// When every record of a batch fails, return [`BatchError::AllFailed`]
+    /// instead of a response listing them all. Default `false`: the response
+    /// is returned, which retries the same records without counting as a
+    /// function error.
+    pub fail_invocation_when_all_fail: bool,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self { max_concurrency: 10, deadline_margin: Duration::from_secs(2), fail_invocation_when_all_fail: false }
+    }
+}
+
+impl BatchConfig {
+    /// Sets [`BatchConfig::max_concurrency`] (at least 1).
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = n.max(1);
+        self
+    }
+
+    /// Sets [`BatchConfig::deadline_margin`].
+    pub fn deadline_margin(mut self, margin: Duration) -> Self {
+        self.deadline_margin = margin;
+        self
+    }
+
+    /// Sets [`BatchConfig::fail_invocation_when_all_fail`].
+    pub fn fail_invocation_when_all_fail(mut self, yes: bool) -> Self {
+        self.fail_invocation_when_all_fail = yes;
+        self
+    }
+}
+
+/// When the invocation must have answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// No deadline.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// A deadline at `instant` (a `tokio` instant, so tests with paused time
+    /// control it).
+    pub fn at(instant: Instant) -> Self {
+        Self(Some(instant))
+    }
+
+    /// A deadline `d` from now.
+    pub fn after(d: Duration) -> Self {
+        Self(Some(Instant::now() + d))
+    }
+
+    /// The invocation's deadline, from the Lambda context.
+    pub fn from_context(ctx: &lambda_runtime::Context) -> Self {
+        Self::from_system_time(ctx.deadline())
+    }
+
+    /// A deadline given as wall-clock time.
+    pub fn from_system_time(at: SystemTime) -> Self {
+        let left = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        Self::after(left)
+    }
+
+    fn reached(&self, margin: Duration) -> bool {
+        self.0.is_some_and(|d| Instant::now() + margin >= d)
+    }
+}
+
+/// Why a record was not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// An earlier record of its FIFO message group or item key failed.
+    GroupFailed,
+    /// Stream only: a record earlier in the batch failed, so Lambda will
+    /// deliver this one again from the checkpoint.
+    AfterCheckpoint,
+    /// The invocation's deadline (minus the margin) had passed.
+    Deadline,
+}
+
+/// What happened to one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// The handler succeeded.
+    Succeeded,
+    /// The record failed permanently and is stored in the dead-letter sink.
+    DeadLettered {
+        /// The error kind written into the envelope.
+        kind: String,
+    },
+    /// The record failed and must be delivered again.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// The record was not run and must be delivered again.
+    Skipped(SkipReason),
+}
+
+impl RecordOutcome {
+    /// `true` when the record is done with (succeeded or dead-lettered).
+    pub fn is_handled(&self) -> bool {
+        matches!(self, Self::Succeeded | Self::DeadLettered { .. })
+    }
+}
+
+/// Counts for one batch, also logged as one structured line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchSummary {
+    /// Records in the batch.
+    pub received: usize,
+    /// Handler succeeded.
+    pub succeeded: usize,
+    /// Failed, to be delivered again.
+    pub retried: usize,
+    /// Stored in the dead-letter sink.
+    pub dead_lettered: usize,
+    /// Not run (group failed, after the checkpoint, deadline).
+    pub skipped: usize,
+}
+
+/// The result of a batch: per-record outcomes and the identifiers to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    /// One outcome per record, in batch order.
+    pub outcomes: Vec<RecordOutcome>,
+    /// The `itemIdentifier`s of the response.
+    pub item_failures: Vec<String>,
+    /// Counts.
+    pub summary: BatchSummary,
+}
+
+impl BatchReport {
+    /// The SQS partial batch response.
+    pub fn sqs_response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for id in &self.item_failures {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier.clone_from(id);
+            response.batch_item_failures.push(failure);
+        }
+        response
+    }
+
+    /// The DynamoDB Streams partial batch response.
+    pub fn stream_response(&self) -> DynamoDbEventResponse {
+        let mut response = DynamoDbEventResponse::default();
+        for id in &self.item_failures {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(id.clone());
+            response.batch_item_failures.push(failure);
+        }
+        response
+    }
+}
+
+/// Runs per-record handlers over Lambda batches. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct BatchProcessor<S> {
+    info: ProcessorInfo,
+    sink: S,
+    config: BatchConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// SQS standard: every record on its own.
+    Independent,
+    /// SQS FIFO: in order per group, stop a group at its first failure.
+    Groups,
+    /// Streams: like `Groups`, and nothing after the lowest failure starts.
+    Stream,
+}
+
+struct Unit<R> {
+    reference: RecordRef,
+    /// The `itemIdentifier` Lambda accepts for this record.
+    identifier: Option<String>,
+    group: Option<String>,
+    label: &'static str,
+    source_arn: Option<String>,
+    attempts: Option<u32>,
+    raw: Box<RawValue>,
+    decoded: Result<R, DecodeError>,
+}
+
+impl<S: DeadLetterSink> BatchProcessor<S> {
+    /// An engine for the processor `info`, dead-lettering into `sink`.
+    pub fn new(info: ProcessorInfo, sink: S) -> Self {
+        Self { info, sink, config: BatchConfig::default() }
+    }
+
+    /// Replaces the configuration.
+    pub fn with_config(mut self, config: BatchConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BatchConfig {
+        &self.config
+    }
+
+    /// The dead-letter sink.
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// Processes an SQS batch and returns the partial batch response.
+    pub async fn process_sqs<T, F, Fut>(
+        &self,
+        event: SqsEvent,
+        deadline: Deadline,
+        handler: F,
+    ) -> Result<SqsBatchResponse, BatchError>
+    where
+        T: DeserializeOwned,
+        F: Fn(Message<T>) -> Fut,
+        Fut: Future<Output = Result<(), RecordError>>,
+    {
+        Ok(self.run_sqs(event, deadline, handler).await?.sqs_response())
+    }
+
+    /// Processes a DynamoDB Streams batch and returns the partial batch
+    /// response.
+    pub async fn process_stream<T, F, Fut>(
+        &self,
+        event: StreamEvent,
+        deadline: Deadline,
+        handler: F,
+    ) -> Result<DynamoDbEventResponse, BatchError>
+    where
+        T: DeserializeOwned,
+        F: Fn(StreamRecord<T>) -> Fut,
+        Fut: Future<Output = Result<(), RecordError>>,
+    {
+        Ok(self.run_stream(event, deadline, handler).await?.stream_response())
+    }
+
+    /// Like [`process_sqs`](Self::process_sqs), returning every record's
+    /// outcome.
+    pub async fn run_sqs<T, F, Fut>(
+        &self,
+        event: SqsEvent,
+        deadline: Deadline,
+        handler: F,
+    ) -> Result<BatchReport, BatchError>
+    where
+        T: DeserializeOwned,
+        F: Fn(Message<T>) -> Fut,
+        Fut: Future<Output = Result<(), RecordError>>,
+    {
+        let mut fifo = false;
+        let units: Vec<Unit<Message<T>>> = event
+            .records
+            .into_iter()
+            .enumerate()
+            .map(|(index, raw)| {
+                let (header, decoded) = decode_sqs_record::<T>(index, &raw);
+                fifo |= header.group_id.is_some() || header.source_arn.as_deref().is_some_and(|a| a.ends_with(".fifo"));
+                Unit {
+                    identifier: header.reference.message_id.clone(),
+                    reference: header.reference,
+                    group: header.group_id,
+                    label: "message",
+                    source_arn: header.source_arn,
+                    attempts: header.receive_count,
+                    raw,
+                    decoded,
+                }
+            })
+            .collect();
+        let mode = if fifo { Mode::Groups } else { Mode::Independent };
+        self.run(units, mode, SourceKind::Sqs, deadline, &handler).await
+    }
+
+    /// Like [`process_stream`](Self::process_stream), returning every
+    /// record's outcome.
+    pub async fn run_stream<T, F, Fut>(
+        &self,
+        event: StreamEvent,
+        deadline: Deadline,
+        handler: F,
+    ) -> Result<BatchReport, BatchError>
+    where
+        T: DeserializeOwned,
+        F: Fn(StreamRecord<T>) -> Fut,
+        Fut: Future<Output = Result<(), RecordError>>,
+    {
+        let units: Vec<Unit<StreamRecord<T>>> = event
+            .records
+            .into_iter()
+            .enumerate()
+            .map(|(index, raw)| {
+                let (header, decoded) = decode_stream_record::<T>(index, &raw);
+                let label = match header.event_name.as_deref() {
+                    Some("INSERT") => "INSERT",
+                    Some("MODIFY") => "MODIFY",
+                    Some("REMOVE") => "REMOVE",
+                    _ => "unknown",
+                };
+                Unit {
+                    identifier: header.reference.sequence_number.clone(),
+                    reference: header.reference,
+                    group: header.key,
+                    label,
+                    source_arn: header.source_arn,
+                    attempts: None,
+                    raw,
+                    decoded,
+                }
+            })
+            .collect();
+        self.run(units, Mode::Stream, SourceKind::DynamodbStream, deadline, &handler).await
+    }
+
+    async fn run<R, F, Fut>(
+        &self,
+        units: Vec<Unit<R>>,
+        mode: Mode,
+        kind: SourceKind,
+        deadline: Deadline,
+        handler: &F,
+    ) -> Result<BatchReport, BatchError>
+    where
+        F: Fn(R) -> Fut,
+        Fut: Future<Output = Result<(), RecordError>>,
+    {
+        let received = units.len();
+        let meta: Vec<(RecordRef, Option<String>)> =
+            units.iter().map(|u| (u.reference.clone(), u.identifier.clone())).collect();
+
+        // Split into groups that run in order; keep the order of first
+        // appearance so that output is deterministic.
+        let mut groups: Vec<Vec<Unit<R>>> = Vec::new();
+        let mut by_key: HashMap<String, usize> = HashMap::new();
+        for unit in units {
+            match (&unit.group, mode) {
+                (Some(key), Mode::Groups | Mode::Stream) => match by_key.get(key) {
+                    Some(&g) => groups[g].push(unit),
+                    None => {
+                        by_key.insert(key.clone(), groups.len());
+                        groups.push(vec![unit]);
+                    }
+                },
+                _ => groups.push(vec![unit]),
+            }
+        }
+
+        let lowest_failure = AtomicUsize::new(usize::MAX);
+        let lowest_failure = &lowest_failure;
+        let results: Vec<Vec<(usize, RecordOutcome)>> = futures::stream::iter(groups)
+            .map(|group| async move {
+                let mut out = Vec::with_capacity(group.len());
+                let mut group_failed = false;
+                for unit in group {
+                    let index = unit.reference.index;
+                    let outcome = if group_failed {
+                        RecordOutcome::Skipped(SkipReason::GroupFailed)
+                    } else if mode == Mode::Stream && index > lowest_failure.load(Ordering::SeqCst) {
+                        RecordOutcome::Skipped(SkipReason::AfterCheckpoint)
+                    } else if deadline.reached(self.config.deadline_margin) {
+                        RecordOutcome::Skipped(SkipReason::Deadline)
+                    } else {
+                        self.run_unit(unit, kind, handler).await
+                    };
+                    if !outcome.is_handled() && mode != Mode::Independent {
+                        group_failed = true;
+                        lowest_failure.fetch_min(index, Ordering::SeqCst);
+                    }
+                    out.push((index, outcome));
+                }
+                out
+            })
+            .buffer_unordered(self.config.max_concurrency.max(1))
+            .collect()
+            .await;
+
+        let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; received];
+        for (index, outcome) in results.into_iter().flatten() {
+            outcomes[index] = Some(outcome);
+        }
+        let outcomes: Vec<RecordOutcome> =
+            outcomes.into_iter().map(|o| o.unwrap_or(RecordOutcome::Skipped(SkipReason::Deadline))).collect();
+
+        let mut summary = BatchSummary { received, ..BatchSummary::default() };
+        for o in &outcomes {
+            match o {
+                RecordOutcome::Succeeded => summary.succeeded += 1,
+                RecordOutcome::DeadLettered { .. } => summary.dead_lettered += 1,
+                RecordOutcome::Failed { .. } => summary.retried += 1,
+                RecordOutcome::Skipped(_) => summary.skipped += 1,
+            }
+        }
+
+        // Which records to report. SQS: each one to retry. Streams: only the
+        // first one, where Lambda must checkpoint.
+        let mut to_report: Vec<usize> =
+            outcomes.iter().enumerate().filter(|(_, o)| !o.is_handled()).map(|(i, _)| i).collect();
+        if mode == Mode::Stream {
+            to_report.truncate(1);
+        }
+        let (field, kind_name) = match kind {
+            SourceKind::Sqs => ("messageId", "sqs"),
+            SourceKind::DynamodbStream => ("dynamodb.SequenceNumber", "dynamodb_stream"),
+        };
+        let mut item_failures: Vec<String> = Vec::with_capacity(to_report.len());
+        for i in to_report {
+            let (reference, identifier) = &meta[i];
+            match identifier {
+                Some(id) if !id.is_empty() => {
+                    if !item_failures.contains(id) {
+                        item_failures.push(id.clone());
+                    }
+                }
+                _ => {
+                    let reason = match &outcomes[i] {
+                        RecordOutcome::Failed { reason } => reason.clone(),
+                        other => format!("{other:?}"),
+                    };
+                    error!(record = %reference, field, %reason, "failed record has no identifier; failing the invocation");
+                    return Err(BatchError::Unidentifiable { record: reference.clone(), field, reason });
+                }
+            }
+        }
+
+        info!(
+            target: "pipeline_core::batch",
+            processor = %self.info.name,
+            source = kind_name,
+            received = summary.received,
+            succeeded = summary.succeeded,
+            retried = summary.retried,
+            dead_lettered = summary.dead_lettered,
+            skipped = summary.skipped,
+            reported = item_failures.len(),
+            "batch summary"
+        );
+
+        if self.config.fail_invocation_when_all_fail && received > 0 && summary.succeeded + summary.dead_lettered == 0 {
+            return Err(BatchError::AllFailed(received));
+        }
+        Ok(BatchReport { outcomes, item_failures, summary })
+    }
+
+    async fn run_unit<R, F, Fut>(&self, unit: Unit<R>, kind: SourceKind, handler: &F) -> RecordOutcome
+    where
+        F: Fn(R) -> Fut,
+        Fut: Future<Output = Result<(), RecordError>>,
+    {
+        let span = info_span!(
+            "record",
+            index = unit.reference.index,
+            id = unit.identifier.as_deref().unwrap_or(""),
+            event = unit.label,
+        );
+        let Unit { reference, identifier, group, source_arn, attempts, raw, decoded, .. } = unit;
+        async move {
+            let result = match decoded {
+                Err(err) => Err(RecordError::from(err)),
+                Ok(record) => match AssertUnwindSafe(async { handler(record).await }).catch_unwind().await {
+                    Ok(result) => result,
+                    Err(panic) => {
+                        let message = panic_message(panic.as_ref());
+                        error!(panic = %message, "handler panicked; the record will be retried");
+                        return RecordOutcome::Failed { reason: format!("handler panicked: {message}") };
+                    }
+                },
+            };
+            match result {
+                Ok(()) => RecordOutcome::Succeeded,
+                Err(RecordError::Retryable(err)) => {
+                    warn!(error = %err, "record failed; it will be retried");
+                    RecordOutcome::Failed { reason: err.to_string() }
+                }
+                Err(RecordError::Permanent { kind: error_kind, source }) => {
+                    let letter = DeadLetter {
+                        schema: ENVELOPE_SCHEMA.to_owned(),
+                        schema_version: ENVELOPE_VERSION,
+                        source: DeadLetterSource { kind, arn: source_arn, record_id: identifier, group },
+                        error: DeadLetterError { kind: error_kind.into_owned(), message: source.to_string() },
+                        processor: self.info.clone(),
+                        attempts,
+                        first_failed_at: Utc::now(),
+                        dead_lettered_at: Utc::now(),
+                        record: raw,
+                    };
+                    match self.sink.send(&letter).await {
+                        Ok(()) => {
+                            warn!(record = %reference, kind = %letter.error.kind, error = %letter.error.message, "record dead-lettered");
+                            RecordOutcome::DeadLettered { kind: letter.error.kind }
+                        }
+                        Err(sink_err) => {
+                            error!(
+                                record = %reference,
+                                kind = %letter.error.kind,
+                                error = %letter.error.message,
+                                sink_error = %sink_err,
+                                "dead-letter sink failed; the record will be retried instead"
+                            );
+                            RecordOutcome::Failed {
+                                reason: format!(
+                                    "permanent failure ({}: {}) not dead-lettered: {sink_err}",
+                                    letter.error.kind, letter.error.message
+                                ),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

@@ -1,0 +1,362 @@
+//! The items table's record and the jobs that flow through the processing
+//! queue.
+//!
+//! # Numbers
+//!
+//! DynamoDB's `N` is a decimal string of up to 38 significant digits.
+//! `serde_dynamo` reads an `N` through `i64`, `u64` or `f64`, so only
+//! integers that fit 64 bits survive a round trip exactly. This model
+//! therefore keeps
+//! - counters (`quantity`, `version`) as 64-bit integers in `N` attributes:
+//!   exact;
+//! - money (`price`, `total`) as [`Decimal`] in an `S` attribute holding the
+//!   canonical decimal string (for example `"19.99"`): exact, never through
+//!   `f64`. Up to 28 significant digits are accepted; a longer value is a
+//!   decode error naming the attribute, not a silent rounding.
+//!
+//! Every [`Item`] round-trips through `serde_dynamo::to_item` /
+//! `serde_dynamo::from_item` unchanged (a property test proves it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+pub use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of every item's partition key: `ITEM#<id>`.
+pub const ITEM_PK_PREFIX: &str = "ITEM#";
+/// Sort key of an item's main record.
+pub const ITEM_SK: &str = "ITEM";
+/// Prefix of the GSI1 partition key: items are indexed by status.
+pub const STATUS_GSI_PREFIX: &str = "STATUS#";
+/// Prefix of the partition key of removal audit records (not item records,
+/// so the stream filter and the stream processor skip them).
+pub const AUDIT_PK_PREFIX: &str = "AUDIT#";
+
+/// Where an item is in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ItemStatus {
+    /// Written by a producer, waiting to be processed.
+    Pending,
+    /// The queue processor has computed its derived fields.
+    Processed,
+    /// The queue processor rejected it; `failure_reason` says why.
+    Failed,
+}
+
+impl ItemStatus {
+    /// The value stored in DynamoDB (`PENDING`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Processed => "PROCESSED",
+            Self::Failed => "FAILED",
+        }
+    }
+}
+
+impl fmt::Display for ItemStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A record of the items table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// Partition key, `ITEM#<id>`.
+    pub pk: String,
+    /// Sort key, [`ITEM_SK`].
+    pub sk: String,
+    /// GSI1 partition key: `STATUS#<status>`.
+    pub gsi1pk: String,
+    /// GSI1 sort key: the partition key, so a status query lists items.
+    pub gsi1sk: String,
+    /// Display name.
+    pub name: String,
+    /// Life-cycle status.
+    pub status: ItemStatus,
+    /// Unit price, exact (stored as a decimal string).
+    #[serde(with = "exact_decimal")]
+    pub price: Decimal,
+    /// Number of units. Signed so that invalid input (a negative quantity)
+    /// reaches the processor and is rejected with a reason, not lost in
+    /// decoding.
+    pub quantity: i64,
+    /// Tags, a DynamoDB string set (absent when empty: DynamoDB rejects
+    /// empty sets).
+    #[serde(with = "serde_dynamo::string_set", default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub tags: BTreeSet<String>,
+    /// Free-form attributes, a DynamoDB map.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    /// When the item was first written.
+    pub created_at: DateTime<Utc>,
+    /// When the item was last written.
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic-locking version: every write sets `version + 1` under the
+    /// condition that the stored version is still `version`.
+    pub version: u64,
+    /// `price * quantity`, set by the queue processor.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "exact_decimal::option")]
+    pub total: Option<Decimal>,
+    /// When the queue processor processed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_at: Option<DateTime<Utc>>,
+    /// Why the queue processor rejected it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// TTL: epoch seconds after which DynamoDB may delete the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl Item {
+    /// A new `PENDING` item at version 1.
+    pub fn new(id: &str, name: impl Into<String>, price: Decimal, quantity: i64, now: DateTime<Utc>) -> Self {
+        let pk = Self::pk_for(id);
+        Self {
+            gsi1pk: format!("{STATUS_GSI_PREFIX}{}", ItemStatus::Pending),
+            gsi1sk: pk.clone(),
+            pk,
+            sk: ITEM_SK.to_owned(),
+            name: name.into(),
+            status: ItemStatus::Pending,
+            price,
+            quantity,
+            tags: BTreeSet::new(),
+            attributes: BTreeMap::new(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            total: None,
+            processed_at: None,
+            failure_reason: None,
+            expires_at: None,
+        }
+    }
+
+    /// The partition key of the item with this id.
+    pub fn pk_for(id: &str) -> String {
+        format!("{ITEM_PK_PREFIX}{id}")
+    }
+
+    /// The item's id (its partition key without the `ITEM#` prefix).
+    pub fn id(&self) -> &str {
+        self.pk.strip_prefix(ITEM_PK_PREFIX).unwrap_or(&self.pk)
+    }
+
+    /// Sets the status and keeps the GSI1 partition key in step with it.
+    pub fn set_status(&mut self, status: ItemStatus) {
+        self.status = status;
+        self.gsi1pk = format!("{STATUS_GSI_PREFIX}{status}");
+    }
+
+    /// `true` when the fields a producer owns differ (name, price, quantity,
+    /// tags, attributes, TTL). Status, version, timestamps and the fields the
+    /// processor derives are not content.
+    pub fn content_differs(&self, other: &Item) -> bool {
+        self.name != other.name
+            || self.price != other.price
+            || self.quantity != other.quantity
+            || self.tags != other.tags
+            || self.attributes != other.attributes
+            || self.expires_at != other.expires_at
+    }
+}
+
+/// Serde for [`Decimal`] as an exact decimal string: parsing refuses any
+/// value that would have to be rounded to fit.
+pub mod exact_decimal {
+    use rust_decimal::Decimal;
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    /// Writes the canonical decimal string (scale kept: `"1.50"`).
+    pub fn serialize<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    /// Reads a decimal string; more than 28 significant digits is an error.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+        struct Exact;
+        impl Visitor<'_> for Exact {
+            type Value = Decimal;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a decimal number as a string, such as \"19.99\"")
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Decimal, E> {
+                Decimal::from_str_exact(v).map_err(|e| {
+                    E::custom(format!("`{v}` is not an exact decimal of at most 28 significant digits ({e})"))
+                })
+            }
+        }
+        deserializer.deserialize_str(Exact)
+    }
+
+    /// The same for `Option<Decimal>`.
+    pub mod option {
+        use rust_decimal::Decimal;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Writes `Some` as a decimal string (use with `skip_serializing_if`).
+        pub fn serialize<S: Serializer>(value: &Option<Decimal>, serializer: S) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(d) => super::serialize(d, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        /// Reads an optional decimal string.
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Decimal>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrap(#[serde(with = "super")] Decimal);
+            Ok(Option::<Wrap>::deserialize(deserializer)?.map(|Wrap(d)| d))
+        }
+    }
+}
+
+/// Why an item was removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalReason {
+    /// Deleted by a writer.
+    Deleted,
+    /// Deleted by DynamoDB's time-to-live expiry.
+    TtlExpired,
+}
+
+/// A unit of work on the processing queue. The JSON body is tagged by
+/// `type`, for example
+/// `{"type":"process_item","item_id":"42","version":1}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Job {
+    /// Compute the item's derived fields and mark it `PROCESSED`, if the item
+    /// is still at `version` and `PENDING` (otherwise the job is stale and a
+    /// no-op).
+    ProcessItem {
+        /// The item's id (without `ITEM#`).
+        item_id: String,
+        /// The version the job was made for.
+        version: u64,
+    },
+    /// Write an audit record of an item's removal. Idempotent: the audit
+    /// record's key is derived from the stream sequence number.
+    RecordRemoval {
+        /// The removed item's id.
+        item_id: String,
+        /// Its last version.
+        version: u64,
+        /// A writer's delete or TTL expiry.
+        reason: RemovalReason,
+        /// The stream record that announced the removal.
+        sequence_number: String,
+        /// When the removal happened (the stream record's time).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removed_at: Option<DateTime<Utc>>,
+    },
+}
+
+impl Job {
+    /// The id of the item the job is about.
+    pub fn item_id(&self) -> &str {
+        match self {
+            Self::ProcessItem { item_id, .. } | Self::RecordRemoval { item_id, .. } => item_id,
+        }
+    }
+
+    /// The job's kind as written in `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ProcessItem { .. } => "process_item",
+            Self::RecordRemoval { .. } => "record_removal",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_dynamo::{from_item, to_item, AttributeValue, Item as DynItem};
+
+    fn decimal() -> impl Strategy<Value = Decimal> {
+        (any::<i64>(), 0u32..=10).prop_map(|(m, s)| Decimal::new(m, s))
+    }
+
+    fn timestamp() -> impl Strategy<Value = DateTime<Utc>> {
+        (0i64..4_102_444_800, 0u32..1_000_000_000).prop_map(|(s, n)| DateTime::from_timestamp(s, n).expect("in range"))
+    }
+
+    fn item() -> impl Strategy<Value = Item> {
+        (
+            "[a-zA-Z0-9-]{1,20}",
+            ".{0,30}",
+            prop_oneof![Just(ItemStatus::Pending), Just(ItemStatus::Processed), Just(ItemStatus::Failed)],
+            decimal(),
+            any::<i64>(),
+            proptest::collection::btree_set(".{0,10}", 0..5),
+            proptest::collection::btree_map("[a-z]{1,8}", ".{0,10}", 0..5),
+            (timestamp(), timestamp(), any::<u64>()),
+            (
+                proptest::option::of(decimal()),
+                proptest::option::of(timestamp()),
+                proptest::option::of(".{0,20}"),
+                proptest::option::of(any::<i64>()),
+            ),
+        )
+            .prop_map(|(id, name, status, price, quantity, tags, attributes, times, extra)| {
+                let mut item = Item::new(&id, name, price, quantity, times.0);
+                item.set_status(status);
+                item.tags = tags;
+                item.attributes = attributes;
+                item.updated_at = times.1;
+                item.version = times.2;
+                (item.total, item.processed_at, item.failure_reason, item.expires_at) = extra;
+                item
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_item_round_trips_through_serde_dynamo(item in item()) {
+            let stored: DynItem = to_item(&item).expect("serializes");
+            let back: Item = from_item(stored).expect("deserializes");
+            prop_assert_eq!(back, item);
+        }
+
+        #[test]
+        fn any_job_round_trips_through_json(id in "[0-9]{1,6}", version in any::<u64>()) {
+            let job = Job::ProcessItem { item_id: id, version };
+            let json = serde_json::to_string(&job).expect("serializes");
+            prop_assert_eq!(serde_json::from_str::<Job>(&json).expect("deserializes"), job);
+        }
+    }
+
+    #[test]
+    fn stored_attribute_types_are_exact() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).expect("valid");
+        let mut item = Item::new("42", "Widget", "12345678901234567890.12345678".parse().expect("decimal"), 3, now);
+        item.version = u64::MAX;
+        item.tags.insert("blue".into());
+        let stored: DynItem = to_item(&item).expect("serializes");
+        assert_eq!(stored["pk"], AttributeValue::S("ITEM#42".into()));
+        assert_eq!(stored["price"], AttributeValue::S("12345678901234567890.12345678".into()));
+        assert_eq!(stored["version"], AttributeValue::N(u64::MAX.to_string()));
+        assert_eq!(stored["status"], AttributeValue::S("PENDING".into()));
+        assert_eq!(stored["gsi1pk"], AttributeValue::S("STATUS#PENDING".into()));
+        assert_eq!(stored["tags"], AttributeValue::Ss(vec!["blue".into()]));
+        assert!(!stored.contains_key("total"), "absent options are not written as NULL");
+    }
+
+    #[test]
+    fn a_price_with_too_many_digits_is_an_error_not_a_rounding() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).expect("valid");
+        let mut stored: DynItem = to_item(Item::new("1", "x", Decimal::ONE, 1, now)).expect("serializes");
+        stored.insert("price".into(), AttributeValue::S("1234567890123456789012345678901234.5".into()));
+        assert!(from_item::<_, Item>(stored).is_err());
+    }
+}

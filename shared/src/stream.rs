@@ -1,0 +1,410 @@
+//! DynamoDB Streams events: raw records in, typed [`Change`]s out.
+//!
+//! A batch is first split into raw records ([`StreamEvent`]); each record is
+//! then decoded on its own into `Result<StreamRecord<T>, DecodeError>`, so one
+//! odd record fails only itself. The envelope is parsed leniently (a float or
+//! string `ApproximateCreationDateTime`, a missing `SizeBytes`, `eventVersion`
+//! 1.0 or 1.1 are all accepted); the item images are decoded strictly into
+//! `T` with `serde_dynamo`, and an error names the attribute path at fault.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_dynamo::{AttributeValue, Item as DynItem};
+use serde_json::value::RawValue;
+
+use crate::error::{DecodeError, RecordRef};
+
+/// A DynamoDB Streams Lambda event, split into raw records.
+///
+/// Deserializing it fails only when the event is not an object with a
+/// `Records` array; each record is kept verbatim and decoded later, on its
+/// own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamEvent {
+    /// The records, verbatim.
+    #[serde(rename = "Records")]
+    pub records: Vec<Box<RawValue>>,
+}
+
+/// What the stream was configured to write (`StreamViewType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StreamViewType {
+    /// Only the key attributes.
+    KeysOnly,
+    /// The item after the change.
+    NewImage,
+    /// The item before the change.
+    OldImage,
+    /// Both images, where they exist.
+    NewAndOldImages,
+}
+
+impl StreamViewType {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "KEYS_ONLY" => Some(Self::KeysOnly),
+            "NEW_IMAGE" => Some(Self::NewImage),
+            "OLD_IMAGE" => Some(Self::OldImage),
+            "NEW_AND_OLD_IMAGES" => Some(Self::NewAndOldImages),
+            _ => None,
+        }
+    }
+
+    /// The name AWS uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KeysOnly => "KEYS_ONLY",
+            Self::NewImage => "NEW_IMAGE",
+            Self::OldImage => "OLD_IMAGE",
+            Self::NewAndOldImages => "NEW_AND_OLD_IMAGES",
+        }
+    }
+}
+
+/// A typed change to one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change<T> {
+    /// A new item.
+    Insert {
+        /// The item as written.
+        new: T,
+    },
+    /// An item overwritten or updated.
+    Modify {
+        /// Before the change.
+        old: T,
+        /// After the change.
+        new: T,
+    },
+    /// An item deleted (by a writer or by TTL expiry, see
+    /// [`StreamMeta::ttl_expired`]).
+    Remove {
+        /// The item as it was.
+        old: T,
+    },
+}
+
+impl<T> Change<T> {
+    /// `INSERT`, `MODIFY` or `REMOVE`.
+    pub fn event_name(&self) -> &'static str {
+        match self {
+            Self::Insert { .. } => "INSERT",
+            Self::Modify { .. } => "MODIFY",
+            Self::Remove { .. } => "REMOVE",
+        }
+    }
+
+    /// The image after the change, if any.
+    pub fn new_image(&self) -> Option<&T> {
+        match self {
+            Self::Insert { new } | Self::Modify { new, .. } => Some(new),
+            Self::Remove { .. } => None,
+        }
+    }
+
+    /// The image before the change, if any.
+    pub fn old_image(&self) -> Option<&T> {
+        match self {
+            Self::Modify { old, .. } | Self::Remove { old } => Some(old),
+            Self::Insert { .. } => None,
+        }
+    }
+}
+
+/// Everything about a stream record except the images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamMeta {
+    /// `eventID`.
+    pub event_id: Option<String>,
+    /// `dynamodb.SequenceNumber`: the identifier reported in
+    /// `batchItemFailures`.
+    pub sequence_number: String,
+    /// `dynamodb.Keys`.
+    pub keys: DynItem,
+    /// `dynamodb.ApproximateCreationDateTime`, however the emitter wrote it.
+    pub approximate_creation_time: Option<DateTime<Utc>>,
+    /// `dynamodb.SizeBytes`, if present.
+    pub size_bytes: Option<u64>,
+    /// `dynamodb.StreamViewType`, if present.
+    pub view_type: Option<StreamViewType>,
+    /// `eventSourceARN`: the stream.
+    pub event_source_arn: Option<String>,
+    /// `true` for a REMOVE made by DynamoDB's time-to-live expiry
+    /// (`userIdentity` is the DynamoDB service).
+    pub ttl_expired: bool,
+}
+
+/// A decoded stream record: the change and its metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRecord<T> {
+    /// The typed change.
+    pub change: Change<T>,
+    /// Keys, sequence number and the rest.
+    pub meta: StreamMeta,
+}
+
+/// The parts of a record the engine needs even when the record does not
+/// decode: who it is, and which item it is about.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamHeader {
+    pub(crate) reference: RecordRef,
+    /// Canonical form of the keys, to keep one item's changes in order.
+    pub(crate) key: Option<String>,
+    pub(crate) event_name: Option<String>,
+    pub(crate) source_arn: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawRecord {
+    #[serde(rename = "eventID", default)]
+    event_id: Option<String>,
+    #[serde(rename = "eventName", default)]
+    event_name: Option<String>,
+    #[serde(rename = "eventSourceARN", default)]
+    event_source_arn: Option<String>,
+    #[serde(rename = "userIdentity", default)]
+    user_identity: Option<UserIdentity>,
+    #[serde(default)]
+    dynamodb: Option<RawData>,
+}
+
+#[derive(Deserialize)]
+struct UserIdentity {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(rename = "principalId", default)]
+    principal_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawData {
+    #[serde(default)]
+    approximate_creation_date_time: Option<serde_json::Value>,
+    #[serde(default)]
+    keys: Option<DynItem>,
+    #[serde(default)]
+    new_image: Option<DynItem>,
+    #[serde(default)]
+    old_image: Option<DynItem>,
+    #[serde(default)]
+    sequence_number: Option<Lenient>,
+    #[serde(default)]
+    size_bytes: Option<serde_json::Value>,
+    #[serde(default)]
+    stream_view_type: Option<String>,
+}
+
+/// Only the identifying fields, for a record whose full envelope is broken.
+#[derive(Deserialize, Default)]
+struct RawHeader {
+    #[serde(rename = "eventID", default)]
+    event_id: Option<Lenient>,
+    #[serde(rename = "eventName", default)]
+    event_name: Option<Lenient>,
+    #[serde(rename = "eventSourceARN", default)]
+    event_source_arn: Option<Lenient>,
+    #[serde(default)]
+    dynamodb: Option<RawHeaderData>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct RawHeaderData {
+    #[serde(default)]
+    sequence_number: Option<Lenient>,
+    #[serde(default)]
+    keys: Option<serde_json::Value>,
+}
+
+/// A string or a number, kept as text; anything else is ignored.
+#[derive(Debug, Clone)]
+struct Lenient(Option<String>);
+
+impl<'de> Deserialize<'de> for Lenient {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Lenient(match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Some(s),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }))
+    }
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty())
+}
+
+/// Keys in a canonical textual form (sorted by attribute name), so that two
+/// records of the same item group together however the emitter ordered them.
+fn canonical_keys(keys: &DynItem) -> String {
+    let sorted: BTreeMap<&String, &AttributeValue> = keys.iter().collect();
+    serde_json::to_string(&sorted).unwrap_or_default()
+}
+
+fn lenient_time(value: &serde_json::Value) -> Option<DateTime<Utc>> {
+    match value {
+        serde_json::Value::Number(n) => epoch_text(&n.to_string()),
+        serde_json::Value::String(s) => {
+            epoch_text(s).or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)))
+        }
+        _ => None,
+    }
+}
+
+/// Epoch seconds written as decimal text (`1700000000`, `1700000000.123`),
+/// read exactly rather than through `f64`. Values too large to be seconds
+/// are taken as milliseconds, which some emitters write.
+fn epoch_text(text: &str) -> Option<DateTime<Utc>> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let whole: i64 = whole.parse().ok()?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if whole > 100_000_000_000 {
+        return DateTime::from_timestamp_millis(whole);
+    }
+    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    DateTime::from_timestamp(whole, digits.parse().ok()?)
+}
+
+fn lenient_u64(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads the identifying fields of a record, whatever else is wrong with it.
+pub(crate) fn stream_header(index: usize, raw: &RawValue) -> StreamHeader {
+    let header: RawHeader = serde_json::from_str(raw.get()).unwrap_or_default();
+    let data = header.dynamodb.unwrap_or_default();
+    let key = data.keys.and_then(|k| serde_json::from_value::<DynItem>(k).ok()).map(|k| canonical_keys(&k));
+    StreamHeader {
+        reference: RecordRef {
+            index,
+            message_id: None,
+            event_id: non_empty(header.event_id.and_then(|l| l.0)),
+            sequence_number: non_empty(data.sequence_number.and_then(|l| l.0)),
+        },
+        key,
+        event_name: header.event_name.and_then(|l| l.0),
+        source_arn: header.event_source_arn.and_then(|l| l.0),
+    }
+}
+
+/// Decodes one raw stream record into a typed change.
+///
+/// Returns the record's header (identifiers, key) in every case, so that a
+/// record that fails to decode can still be reported or dead-lettered.
+pub(crate) fn decode_stream_record<T: DeserializeOwned>(
+    index: usize,
+    raw: &RawValue,
+) -> (StreamHeader, Result<StreamRecord<T>, DecodeError>) {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let record: RawRecord = match serde_path_to_error::deserialize(&mut de) {
+        Ok(r) => r,
+        Err(err) => {
+            let header = stream_header(index, raw);
+            let path = err.path().to_string();
+            let error = DecodeError::new(header.reference.clone(), path, err.into_inner().to_string());
+            return (header, Err(error));
+        }
+    };
+
+    let data = record.dynamodb;
+    let (seq, keys) = match &data {
+        Some(d) => (non_empty(d.sequence_number.clone().and_then(|l| l.0)), d.keys.clone()),
+        None => (None, None),
+    };
+    let header = StreamHeader {
+        reference: RecordRef {
+            index,
+            message_id: None,
+            event_id: non_empty(record.event_id.clone()),
+            sequence_number: seq.clone(),
+        },
+        key: keys.as_ref().map(canonical_keys),
+        event_name: record.event_name.clone(),
+        source_arn: record.event_source_arn.clone(),
+    };
+    let fail = |path: &str, message: String| Err(DecodeError::new(header.reference.clone(), path, message));
+
+    let Some(data) = data else {
+        return (header.clone(), fail("dynamodb", "the record has no `dynamodb` object".into()));
+    };
+    let Some(sequence_number) = seq else {
+        return (header.clone(), fail("dynamodb.SequenceNumber", "missing or empty".into()));
+    };
+    let view_type = data.stream_view_type.as_deref().and_then(StreamViewType::parse);
+    let ttl_expired = record.user_identity.as_ref().is_some_and(|u| {
+        u.kind.as_deref() == Some("Service") && u.principal_id.as_deref() == Some("dynamodb.amazonaws.com")
+    });
+    let meta = StreamMeta {
+        event_id: header.reference.event_id.clone(),
+        sequence_number,
+        keys: keys.unwrap_or_default(),
+        approximate_creation_time: data.approximate_creation_date_time.as_ref().and_then(lenient_time),
+        size_bytes: data.size_bytes.as_ref().and_then(lenient_u64),
+        view_type,
+        event_source_arn: record.event_source_arn,
+        ttl_expired,
+    };
+
+    let event_name = record.event_name.unwrap_or_default();
+    let image = |name: &'static str, image: Option<DynItem>| -> Result<T, DecodeError> {
+        let Some(image) = image else {
+            let view = data.stream_view_type.as_deref().unwrap_or("unknown");
+            return Err(DecodeError::new(
+                header.reference.clone(),
+                format!("dynamodb.{name}"),
+                format!(
+                    "a {event_name} record needs {name} but it is absent (StreamViewType {view}); \
+                     configure the stream with NEW_AND_OLD_IMAGES to receive typed changes"
+                ),
+            ));
+        };
+        decode_image(&header.reference, name, image)
+    };
+    let change = match event_name.as_str() {
+        "INSERT" => image("NewImage", data.new_image).map(|new| Change::Insert { new }),
+        "MODIFY" => image("OldImage", data.old_image)
+            .and_then(|old| image("NewImage", data.new_image).map(|new| Change::Modify { old, new })),
+        "REMOVE" => image("OldImage", data.old_image).map(|old| Change::Remove { old }),
+        other => Err(DecodeError::new(
+            header.reference.clone(),
+            "eventName",
+            format!("unknown eventName `{other}` (expected INSERT, MODIFY or REMOVE)"),
+        )),
+    };
+    (header, change.map(|change| StreamRecord { change, meta }))
+}
+
+/// Decodes a DynamoDB item into `T`, naming the attribute path on error.
+pub fn decode_item<T: DeserializeOwned>(item: DynItem) -> Result<T, (String, String)> {
+    let de = serde_dynamo::Deserializer::from_attribute_value(AttributeValue::M(item.into()));
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        (path, err.into_inner().to_string())
+    })
+}
+
+fn decode_image<T: DeserializeOwned>(reference: &RecordRef, name: &str, item: DynItem) -> Result<T, DecodeError> {
+    decode_item(item).map_err(|(path, message)| {
+        let path = if path == "." { format!("dynamodb.{name}") } else { format!("dynamodb.{name}.{path}") };
+        DecodeError::new(reference.clone(), path, message)
+    })
+}
+
+/// Decodes every record of a stream event on its own.
+///
+/// Useful in tests and tools; processors get the same through
+/// [`crate::BatchProcessor::process_stream`].
+pub fn decode_stream_event<T: DeserializeOwned>(event: &StreamEvent) -> Vec<Result<StreamRecord<T>, DecodeError>> {
+    event.records.iter().enumerate().map(|(i, raw)| decode_stream_record(i, raw).1).collect()
+}
