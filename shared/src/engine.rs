@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
@@ -31,6 +32,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use chrono::Utc;
 use futures::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
+use serde_dynamo::Item as DynItem;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tracing::{error, info, info_span, warn, Instrument};
@@ -40,6 +42,7 @@ use crate::dlq::{
     ENVELOPE_VERSION,
 };
 use crate::error::{BatchError, DecodeError, RecordError, RecordRef};
+use crate::producer::{OutgoingMessage, Producer, SqsTransport};
 use crate::sqs::{decode_sqs_record, Message, SqsEvent};
 use crate::stream::{decode_stream_record, StreamEvent, StreamRecord};
 
@@ -153,12 +156,15 @@ pub enum RecordOutcome {
     },
     /// The record was not run and must be delivered again.
     Skipped(SkipReason),
+    /// The record is not for this processor (stream key filter): done with,
+    /// without running.
+    Filtered,
 }
 
 impl RecordOutcome {
     /// `true` when the record is done with (succeeded or dead-lettered).
     pub fn is_handled(&self) -> bool {
-        matches!(self, Self::Succeeded | Self::DeadLettered { .. })
+        matches!(self, Self::Succeeded | Self::DeadLettered { .. } | Self::Filtered)
     }
 }
 
@@ -175,6 +181,8 @@ pub struct BatchSummary {
     pub dead_lettered: usize,
     /// Not run (group failed, after the checkpoint, deadline).
     pub skipped: usize,
+    /// Not for this processor (stream key filter).
+    pub filtered: usize,
 }
 
 /// The result of a batch: per-record outcomes and the identifiers to report.
@@ -213,11 +221,26 @@ impl BatchReport {
 }
 
 /// Runs per-record handlers over Lambda batches. See the [module docs](self).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BatchProcessor<S> {
     info: ProcessorInfo,
     sink: S,
     config: BatchConfig,
+    key_filter: Option<KeyFilter>,
+}
+
+/// Decides from a stream record's keys whether the processor wants it.
+pub type KeyFilter = Arc<dyn Fn(&DynItem) -> bool + Send + Sync>;
+
+impl<S: std::fmt::Debug> std::fmt::Debug for BatchProcessor<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchProcessor")
+            .field("info", &self.info)
+            .field("sink", &self.sink)
+            .field("config", &self.config)
+            .field("key_filter", &self.key_filter.is_some())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,16 +259,27 @@ struct Unit<R> {
     identifier: Option<String>,
     group: Option<String>,
     label: &'static str,
+    source_kind: SourceKind,
     source_arn: Option<String>,
     attempts: Option<u32>,
     raw: Box<RawValue>,
     decoded: Result<R, DecodeError>,
+    filtered: bool,
 }
 
 impl<S: DeadLetterSink> BatchProcessor<S> {
     /// An engine for the processor `info`, dead-lettering into `sink`.
     pub fn new(info: ProcessorInfo, sink: S) -> Self {
-        Self { info, sink, config: BatchConfig::default() }
+        Self { info, sink, config: BatchConfig::default(), key_filter: None }
+    }
+
+    /// Stream records whose keys `keep` rejects are neither decoded nor run
+    /// (outcome [`RecordOutcome::Filtered`]), like a `FilterCriteria` on
+    /// the keys. Use it so that records of other entities in the same table
+    /// never reach a handler typed for one entity.
+    pub fn with_stream_key_filter(mut self, keep: impl Fn(&DynItem) -> bool + Send + Sync + 'static) -> Self {
+        self.key_filter = Some(Arc::new(keep));
+        self
     }
 
     /// Replaces the configuration.
@@ -308,28 +342,9 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         F: Fn(Message<T>) -> Fut,
         Fut: Future<Output = Result<(), RecordError>>,
     {
-        let mut fifo = false;
-        let units: Vec<Unit<Message<T>>> = event
-            .records
-            .into_iter()
-            .enumerate()
-            .map(|(index, raw)| {
-                let (header, decoded) = decode_sqs_record::<T>(index, &raw);
-                fifo |= header.group_id.is_some() || header.source_arn.as_deref().is_some_and(|a| a.ends_with(".fifo"));
-                Unit {
-                    identifier: header.reference.message_id.clone(),
-                    reference: header.reference,
-                    group: header.group_id,
-                    label: "message",
-                    source_arn: header.source_arn,
-                    attempts: header.receive_count,
-                    raw,
-                    decoded,
-                }
-            })
-            .collect();
-        let mode = if fifo { Mode::Groups } else { Mode::Independent };
-        self.run(units, mode, SourceKind::Sqs, deadline, &handler).await
+        let (units, mode) = sqs_units::<T>(event);
+        let (outcomes, meta) = self.execute(units, mode, deadline, &|_, m| handler(m)).await;
+        self.finish(outcomes, &meta, mode)
     }
 
     /// Like [`process_stream`](Self::process_stream), returning every
@@ -345,7 +360,63 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         F: Fn(StreamRecord<T>) -> Fut,
         Fut: Future<Output = Result<(), RecordError>>,
     {
-        let units: Vec<Unit<StreamRecord<T>>> = event
+        let units = self.stream_units::<T>(event);
+        let (outcomes, meta) = self.execute(units, Mode::Stream, deadline, &|_, r| handler(r)).await;
+        self.finish(outcomes, &meta, Mode::Stream)
+    }
+
+    /// Processes a stream batch whose handler turns records into messages
+    /// for a queue (a fan-out), and returns every record's outcome.
+    ///
+    /// The handler only decides what to send; once every record has run,
+    /// all messages go out through `producer`: 10 entries (and at most the
+    /// size limit) per `SendMessageBatch` call, calls concurrent, failed
+    /// entries retried. A record whose messages still fail to send is
+    /// reported as failed (retryable), so Lambda checkpoints at it. Records
+    /// after it may then be delivered again and send their messages twice:
+    /// consumers must be idempotent, as with any SQS standard queue.
+    pub async fn run_stream_fanout<T, F, Fut, Q>(
+        &self,
+        event: StreamEvent,
+        deadline: Deadline,
+        producer: &Producer<Q>,
+        handler: F,
+    ) -> Result<BatchReport, BatchError>
+    where
+        T: DeserializeOwned,
+        F: Fn(StreamRecord<T>) -> Fut,
+        Fut: Future<Output = Result<Vec<OutgoingMessage>, RecordError>>,
+        Q: SqsTransport,
+    {
+        let units = self.stream_units::<T>(event);
+        let outbox: Mutex<Vec<(usize, OutgoingMessage)>> = Mutex::new(Vec::new());
+        let collect = |index: usize, record: StreamRecord<T>| {
+            let produced = handler(record);
+            let outbox = &outbox;
+            async move {
+                let messages = produced.await?;
+                outbox.lock().unwrap_or_else(|p| p.into_inner()).extend(messages.into_iter().map(|m| (index, m)));
+                Ok(())
+            }
+        };
+        let (mut outcomes, meta) = self.execute(units, Mode::Stream, deadline, &collect).await;
+        let (owners, messages): (Vec<usize>, Vec<OutgoingMessage>) =
+            outbox.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().unzip();
+        if !messages.is_empty() {
+            let sent = producer.send(messages).await;
+            for (position, reason) in sent.failed {
+                let index = owners[position];
+                if outcomes[index] == RecordOutcome::Succeeded {
+                    warn!(record = %meta[index].0, %reason, "message not sent; the record will be retried");
+                    outcomes[index] = RecordOutcome::Failed { reason: format!("message not sent: {reason}") };
+                }
+            }
+        }
+        self.finish(outcomes, &meta, Mode::Stream)
+    }
+
+    fn stream_units<T: DeserializeOwned>(&self, event: StreamEvent) -> Vec<Unit<StreamRecord<T>>> {
+        event
             .records
             .into_iter()
             .enumerate()
@@ -357,31 +428,36 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
                     Some("REMOVE") => "REMOVE",
                     _ => "unknown",
                 };
+                let filtered = match (&self.key_filter, &header.keys) {
+                    (Some(keep), Some(keys)) => !keep(keys),
+                    _ => false,
+                };
                 Unit {
                     identifier: header.reference.sequence_number.clone(),
                     reference: header.reference,
                     group: header.key,
                     label,
+                    source_kind: SourceKind::DynamodbStream,
                     source_arn: header.source_arn,
                     attempts: None,
                     raw,
                     decoded,
+                    filtered,
                 }
             })
-            .collect();
-        self.run(units, Mode::Stream, SourceKind::DynamodbStream, deadline, &handler).await
+            .collect()
     }
 
-    async fn run<R, F, Fut>(
+    /// Runs every unit with the ordering `mode` demands.
+    async fn execute<R, F, Fut>(
         &self,
         units: Vec<Unit<R>>,
         mode: Mode,
-        kind: SourceKind,
         deadline: Deadline,
         handler: &F,
-    ) -> Result<BatchReport, BatchError>
+    ) -> (Vec<RecordOutcome>, Vec<(RecordRef, Option<String>)>)
     where
-        F: Fn(R) -> Fut,
+        F: Fn(usize, R) -> Fut,
         Fut: Future<Output = Result<(), RecordError>>,
     {
         let received = units.len();
@@ -413,14 +489,16 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
                 let mut group_failed = false;
                 for unit in group {
                     let index = unit.reference.index;
-                    let outcome = if group_failed {
+                    let outcome = if unit.filtered {
+                        RecordOutcome::Filtered
+                    } else if group_failed {
                         RecordOutcome::Skipped(SkipReason::GroupFailed)
                     } else if mode == Mode::Stream && index > lowest_failure.load(Ordering::SeqCst) {
                         RecordOutcome::Skipped(SkipReason::AfterCheckpoint)
                     } else if deadline.reached(self.config.deadline_margin) {
                         RecordOutcome::Skipped(SkipReason::Deadline)
                     } else {
-                        self.run_unit(unit, kind, handler).await
+                        self.run_unit(unit, handler).await
                     };
                     if !outcome.is_handled() && mode != Mode::Independent {
                         group_failed = true;
@@ -438,9 +516,19 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         for (index, outcome) in results.into_iter().flatten() {
             outcomes[index] = Some(outcome);
         }
-        let outcomes: Vec<RecordOutcome> =
+        let outcomes =
             outcomes.into_iter().map(|o| o.unwrap_or(RecordOutcome::Skipped(SkipReason::Deadline))).collect();
+        (outcomes, meta)
+    }
 
+    /// Counts, logs and builds the response.
+    fn finish(
+        &self,
+        outcomes: Vec<RecordOutcome>,
+        meta: &[(RecordRef, Option<String>)],
+        mode: Mode,
+    ) -> Result<BatchReport, BatchError> {
+        let received = outcomes.len();
         let mut summary = BatchSummary { received, ..BatchSummary::default() };
         for o in &outcomes {
             match o {
@@ -448,6 +536,7 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
                 RecordOutcome::DeadLettered { .. } => summary.dead_lettered += 1,
                 RecordOutcome::Failed { .. } => summary.retried += 1,
                 RecordOutcome::Skipped(_) => summary.skipped += 1,
+                RecordOutcome::Filtered => summary.filtered += 1,
             }
         }
 
@@ -458,9 +547,9 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         if mode == Mode::Stream {
             to_report.truncate(1);
         }
-        let (field, kind_name) = match kind {
-            SourceKind::Sqs => ("messageId", "sqs"),
-            SourceKind::DynamodbStream => ("dynamodb.SequenceNumber", "dynamodb_stream"),
+        let (field, source) = match mode {
+            Mode::Stream => ("dynamodb.SequenceNumber", "dynamodb_stream"),
+            Mode::Independent | Mode::Groups => ("messageId", "sqs"),
         };
         let mut item_failures: Vec<String> = Vec::with_capacity(to_report.len());
         for i in to_report {
@@ -485,12 +574,13 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         info!(
             target: "pipeline_core::batch",
             processor = %self.info.name,
-            source = kind_name,
+            source,
             received = summary.received,
             succeeded = summary.succeeded,
             retried = summary.retried,
             dead_lettered = summary.dead_lettered,
             skipped = summary.skipped,
+            filtered = summary.filtered,
             reported = item_failures.len(),
             "batch summary"
         );
@@ -501,9 +591,9 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         Ok(BatchReport { outcomes, item_failures, summary })
     }
 
-    async fn run_unit<R, F, Fut>(&self, unit: Unit<R>, kind: SourceKind, handler: &F) -> RecordOutcome
+    async fn run_unit<R, F, Fut>(&self, unit: Unit<R>, handler: &F) -> RecordOutcome
     where
-        F: Fn(R) -> Fut,
+        F: Fn(usize, R) -> Fut,
         Fut: Future<Output = Result<(), RecordError>>,
     {
         let span = info_span!(
@@ -512,11 +602,12 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
             id = unit.identifier.as_deref().unwrap_or(""),
             event = unit.label,
         );
-        let Unit { reference, identifier, group, source_arn, attempts, raw, decoded, .. } = unit;
+        let Unit { reference, identifier, group, source_kind: kind, source_arn, attempts, raw, decoded, .. } = unit;
+        let index = reference.index;
         async move {
             let result = match decoded {
                 Err(err) => Err(RecordError::from(err)),
-                Ok(record) => match AssertUnwindSafe(async { handler(record).await }).catch_unwind().await {
+                Ok(record) => match AssertUnwindSafe(async { handler(index, record).await }).catch_unwind().await {
                     Ok(result) => result,
                     Err(panic) => {
                         let message = panic_message(panic.as_ref());
@@ -570,6 +661,32 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         .instrument(span)
         .await
     }
+}
+
+fn sqs_units<T: DeserializeOwned>(event: SqsEvent) -> (Vec<Unit<Message<T>>>, Mode) {
+    let mut fifo = false;
+    let units = event
+        .records
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let (header, decoded) = decode_sqs_record::<T>(index, &raw);
+            fifo |= header.group_id.is_some() || header.source_arn.as_deref().is_some_and(|a| a.ends_with(".fifo"));
+            Unit {
+                identifier: header.reference.message_id.clone(),
+                reference: header.reference,
+                group: header.group_id,
+                label: "message",
+                source_kind: SourceKind::Sqs,
+                source_arn: header.source_arn,
+                attempts: header.receive_count,
+                raw,
+                decoded,
+                filtered: false,
+            }
+        })
+        .collect();
+    (units, if fifo { Mode::Groups } else { Mode::Independent })
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -54,12 +54,16 @@ pub mod dlq;
 pub mod engine;
 pub mod error;
 pub mod model;
+pub mod producer;
 pub mod sqs;
 pub mod stream;
 
 pub use dlq::{DeadLetter, DeadLetterSink, MemorySink, ProcessorInfo, SqsDeadLetterSink};
-pub use engine::{BatchConfig, BatchProcessor, BatchReport, BatchSummary, Deadline, RecordOutcome, SkipReason};
+pub use engine::{
+    BatchConfig, BatchProcessor, BatchReport, BatchSummary, Deadline, KeyFilter, RecordOutcome, SkipReason,
+};
 pub use error::{BatchError, BoxError, DecodeError, RecordError, RecordRef};
 pub use model::{Decimal, Item, ItemStatus, Job, RemovalReason};
+pub use producer::{MemoryQueue, OutgoingMessage, Producer, ProducerConfig, SendReport, SqsQueue, SqsTransport};
 pub use sqs::{decode_sqs_event, Message, MessageMeta, SqsEvent};
 pub use stream::{decode_item, decode_stream_event, Change, StreamEvent, StreamMeta, StreamRecord, StreamViewType};

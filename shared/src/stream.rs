@@ -154,6 +154,8 @@ pub(crate) struct StreamHeader {
     pub(crate) reference: RecordRef,
     /// Canonical form of the keys, to keep one item's changes in order.
     pub(crate) key: Option<String>,
+    /// The keys themselves, for key filters.
+    pub(crate) keys: Option<DynItem>,
     pub(crate) event_name: Option<String>,
     pub(crate) source_arn: Option<String>,
 }
@@ -284,7 +286,8 @@ fn lenient_u64(value: &serde_json::Value) -> Option<u64> {
 pub(crate) fn stream_header(index: usize, raw: &RawValue) -> StreamHeader {
     let header: RawHeader = serde_json::from_str(raw.get()).unwrap_or_default();
     let data = header.dynamodb.unwrap_or_default();
-    let key = data.keys.and_then(|k| serde_json::from_value::<DynItem>(k).ok()).map(|k| canonical_keys(&k));
+    let keys = data.keys.and_then(|k| serde_json::from_value::<DynItem>(k).ok());
+    let key = keys.as_ref().map(canonical_keys);
     StreamHeader {
         reference: RecordRef {
             index,
@@ -293,6 +296,7 @@ pub(crate) fn stream_header(index: usize, raw: &RawValue) -> StreamHeader {
             sequence_number: non_empty(data.sequence_number.and_then(|l| l.0)),
         },
         key,
+        keys,
         event_name: header.event_name.and_then(|l| l.0),
         source_arn: header.event_source_arn.and_then(|l| l.0),
     }
@@ -330,6 +334,7 @@ pub(crate) fn decode_stream_record<T: DeserializeOwned>(
             sequence_number: seq.clone(),
         },
         key: keys.as_ref().map(canonical_keys),
+        keys: keys.clone(),
         event_name: record.event_name.clone(),
         source_arn: record.event_source_arn.clone(),
     };
