@@ -143,3 +143,13 @@ pub enum BatchError {
     #[error("all {0} records of the batch failed")]
     AllFailed(usize),
 }
+
+impl From<BatchError> for lambda_runtime::Diagnostic {
+    fn from(err: BatchError) -> Self {
+        let error_type = match &err {
+            BatchError::Unidentifiable { .. } => "BatchError.Unidentifiable",
+            BatchError::AllFailed(_) => "BatchError.AllFailed",
+        };
+        lambda_runtime::Diagnostic { error_type: error_type.to_owned(), error_message: err.to_string() }
+    }
+}

@@ -50,6 +50,7 @@
 //! are reported instead of timing out the whole batch.
 #![deny(missing_docs)]
 
+pub mod aws;
 pub mod dlq;
 pub mod engine;
 pub mod error;
@@ -63,7 +64,7 @@ pub use engine::{
     BatchConfig, BatchProcessor, BatchReport, BatchSummary, Deadline, KeyFilter, RecordOutcome, SkipReason,
 };
 pub use error::{BatchError, BoxError, DecodeError, RecordError, RecordRef};
-pub use model::{Decimal, Item, ItemStatus, Job, RemovalReason};
+pub use model::{Decimal, Item, ItemStatus, Job, RemovalAudit, RemovalReason};
 pub use producer::{MemoryQueue, OutgoingMessage, Producer, ProducerConfig, SendReport, SqsQueue, SqsTransport};
 pub use sqs::{decode_sqs_event, Message, MessageMeta, SqsEvent};
 pub use stream::{decode_item, decode_stream_event, Change, StreamEvent, StreamMeta, StreamRecord, StreamViewType};

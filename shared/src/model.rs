@@ -228,6 +228,50 @@ pub enum RemovalReason {
     TtlExpired,
 }
 
+/// The audit record the queue processor writes when an item is removed:
+/// `pk = AUDIT#<item id>`, `sk = REMOVED#<stream sequence number>`, so that
+/// writing it twice for the same removal is detected by a key condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovalAudit {
+    /// `AUDIT#<item id>`.
+    pub pk: String,
+    /// `REMOVED#<sequence number>`.
+    pub sk: String,
+    /// The removed item's id.
+    pub item_id: String,
+    /// Its last version.
+    pub version: u64,
+    /// A writer's delete or TTL expiry.
+    pub reason: RemovalReason,
+    /// When it was removed, if the stream said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<DateTime<Utc>>,
+    /// When this record was written.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl RemovalAudit {
+    /// The audit record of a removal announced by stream record `sequence_number`.
+    pub fn new(
+        item_id: &str,
+        version: u64,
+        reason: RemovalReason,
+        sequence_number: &str,
+        removed_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            pk: format!("{AUDIT_PK_PREFIX}{item_id}"),
+            sk: format!("REMOVED#{sequence_number}"),
+            item_id: item_id.to_owned(),
+            version,
+            reason,
+            removed_at,
+            recorded_at: now,
+        }
+    }
+}
+
 /// A unit of work on the processing queue. The JSON body is tagged by
 /// `type`, for example
 /// `{"type":"process_item","item_id":"42","version":1}`.
