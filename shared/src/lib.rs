@@ -58,6 +58,7 @@ pub mod model;
 pub mod producer;
 pub mod sqs;
 pub mod stream;
+pub mod writer;
 
 pub use dlq::{DeadLetter, DeadLetterSink, MemorySink, ProcessorInfo, SqsDeadLetterSink};
 pub use engine::{
@@ -68,3 +69,4 @@ pub use model::{Decimal, Item, ItemStatus, Job, RemovalAudit, RemovalReason};
 pub use producer::{MemoryQueue, OutgoingMessage, Producer, ProducerConfig, SendReport, SqsQueue, SqsTransport};
 pub use sqs::{decode_sqs_event, Message, MessageMeta, SqsEvent};
 pub use stream::{decode_item, decode_stream_event, Change, StreamEvent, StreamMeta, StreamRecord, StreamViewType};
+pub use writer::{BatchWriteReport, ItemWriter, WriteOutcome};

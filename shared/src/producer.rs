@@ -207,6 +207,12 @@ impl<T: SqsTransport> Producer<T> {
                 failed.push((i, format!("message of {size} bytes exceeds the {limit}-byte SQS limit")));
                 continue;
             }
+            if let Some(c) =
+                std::iter::once(&m.body).chain(m.attributes.iter().map(|(_, v)| v)).find_map(|t| invalid_char(t))
+            {
+                failed.push((i, format!("contains the character U+{:04X}, which SQS does not accept", u32::from(c))));
+                continue;
+            }
             if current.len() == MAX_BATCH_ENTRIES || current_bytes + size > limit {
                 batches.push(std::mem::take(&mut current));
                 current_bytes = 0;
@@ -274,6 +280,14 @@ impl<T: SqsTransport> Producer<T> {
         }
         SendReport { sent, failed, calls }
     }
+}
+
+/// The first character SQS refuses in a message: it accepts only #x9,
+/// #xA, #xD, #x20-#xD7FF, #xE000-#xFFFD and #x10000-#x10FFFF.
+fn invalid_char(text: &str) -> Option<char> {
+    text.chars().find(|&c| {
+        !matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+    })
 }
 
 /// [`SqsTransport`] over the AWS SDK.

@@ -151,3 +151,13 @@ async fn records_rejected_by_the_key_filter_are_not_decoded_or_run() {
     assert_eq!(script.ran(), vec!["1", "3"]);
     assert!(engine.sink().letters().is_empty(), "a filtered record is not a decode failure");
 }
+
+#[tokio::test(start_paused = true)]
+async fn characters_sqs_refuses_are_reported_before_sending() {
+    let producer = Producer::new(MemoryQueue::new());
+    let messages =
+        vec![OutgoingMessage::new("ok"), OutgoingMessage::new("bad\u{1}"), OutgoingMessage::new("tab\tnewline\n")];
+    let report = producer.send(messages).await;
+    assert_eq!(report.sent, 2);
+    assert_eq!(report.failed, vec![(1, "contains the character U+0001, which SQS does not accept".to_owned())]);
+}

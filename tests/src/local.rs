@@ -69,9 +69,18 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::typ
         if messages.is_empty() {
             return all;
         }
-        for m in &messages {
-            sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+        let mut delete = sqs.delete_message_batch().queue_url(url);
+        for (i, m) in messages.iter().enumerate() {
+            delete = delete.entries(
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .build()
+                    .unwrap(),
+            );
         }
+        let out = delete.send().await.unwrap();
+        assert!(out.failed().is_empty(), "DeleteMessageBatch failed: {:?}", out.failed());
         all.extend(messages);
     }
 }
