@@ -5,9 +5,8 @@
 //! knows about a local endpoint or test credentials. The HTTP client is
 //! hyper + rustls with ring, like the rest of the workspace (no aws-lc).
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_credential_types::provider::ProvideCredentials;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 /// The region used when none is configured.
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -42,9 +41,7 @@ pub fn endpoint_url_from_env() -> Option<String> {
 /// `AWS_ENDPOINT_URL`, credentials from the default chain. Fails with a
 /// message saying what to set when no credentials can be found.
 pub async fn load_sdk_config() -> Result<SdkConfig, AwsSetupError> {
-    let http =
-        aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
-    let mut config = aws_config::defaults(BehaviorVersion::latest()).http_client(http).load().await;
+    let mut config = pipeline_core::aws::sdk_config().await;
     if config.region().is_none() {
         config = config.into_builder().region(Region::new(DEFAULT_REGION)).build();
     }

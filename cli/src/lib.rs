@@ -11,6 +11,9 @@
 //!   functions through, and an implementation for the Lambda Invoke API
 //!   (`cargo lambda watch`).
 //! - [`esm`]: the event source mapping emulator.
+//! - [`inprocess`]: the default invoker, calling the real processors'
+//!   handlers in this process, configured from the template.
+//! - [`demo`]: `pipeline local demo`, the pipeline once with sample traffic.
 //! - [`aws`]: SDK configuration from the environment.
 //!
 //! Driving it from a test in another crate:
@@ -32,7 +35,9 @@
 #![deny(missing_docs)]
 
 pub mod aws;
+pub mod demo;
 pub mod esm;
+pub mod inprocess;
 pub mod invoke;
 pub mod local;
 pub mod mapping;

@@ -1,11 +1,16 @@
 //! `pipeline`: the pipeline's developer and operator tool.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use aws_config::SdkConfig;
 use clap::{Parser, Subcommand};
+use pipeline_cli::demo::{self, DemoOptions};
 use pipeline_cli::esm::EmulatorOptions;
+use pipeline_cli::inprocess::StackInvoker;
 use pipeline_cli::invoke::LambdaApiInvoker;
+use pipeline_cli::provision::ProvisionedStack;
 use pipeline_cli::template::{StackContext, Template, DEFAULT_STACK_NAME};
 use pipeline_cli::{aws, local, provision};
 
@@ -42,6 +47,25 @@ enum LocalCommand {
         #[arg(long)]
         invoke_endpoint: Option<String>,
     },
+    /// Run the whole pipeline once with sample traffic and print what
+    /// happened: provision, start the mappings, write items (some invalid),
+    /// send jobs (some poison), delete a few items, wait until everything
+    /// settles, summarise. Exits non-zero if it does not settle.
+    Demo {
+        /// The SAM template.
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
+        /// Stack name (`${AWS::StackName}` in the template).
+        #[arg(long, default_value = "pipeline-demo")]
+        stack_name: String,
+        /// Valid items to write.
+        #[arg(long, default_value_t = 25)]
+        items: usize,
+        /// Lambda Invoke API endpoint serving the functions; in-process
+        /// without it.
+        #[arg(long)]
+        invoke_endpoint: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -65,31 +89,56 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Local { command: LocalCommand::Up { template, stack_name, invoke_endpoint } } => {
-            let template = Template::from_path(&template)?;
-            // The one place that picks how functions are invoked.
-            let invoker = match invoke_endpoint {
-                Some(url) => LambdaApiInvoker::new(&url, local::function_names(&template))?,
-                // TODO(in-process invoker): call the processors' handlers
-                // directly here instead of failing.
-                None => {
-                    return Err("in-process invocation not wired yet: pass --invoke-endpoint URL \
-                                (e.g. http://127.0.0.1:9000 from `cargo lambda watch`)"
-                        .into())
-                }
-            };
-            if aws::endpoint_url_from_env().is_none() {
-                tracing::warn!("AWS_ENDPOINT_URL is not set: resources will be created in the real AWS account");
-            }
-            let sdk = aws::load_sdk_config().await?;
-            let ctx = StackContext::local(stack_name, aws::region_of(&sdk));
-            let stack = provision::provision(&sdk, &template, &ctx).await?;
+            let (sdk, template, stack) = provisioned(&template, stack_name).await?;
             println!("{}", local::describe(&stack));
             let signal = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
-            let report = local::up(&sdk, &stack, invoker, EmulatorOptions::default(), signal).await?;
+            // The one place that picks how functions are invoked.
+            let report = match invoke_endpoint {
+                Some(url) => {
+                    let invoker = LambdaApiInvoker::new(&url, local::function_names(&template))?;
+                    local::up(&sdk, &stack, invoker, EmulatorOptions::default(), signal).await?
+                }
+                None => {
+                    let invoker = StackInvoker::for_stack(&sdk, &stack)?;
+                    local::up(&sdk, &stack, invoker, EmulatorOptions::default(), signal).await?
+                }
+            };
             println!("{report}");
             Ok(())
         }
+        Command::Local { command: LocalCommand::Demo { template, stack_name, items, invoke_endpoint } } => {
+            let (sdk, template, stack) = provisioned(&template, stack_name).await?;
+            println!("{}", local::describe(&stack));
+            let options = DemoOptions { items, ..DemoOptions::default() };
+            let (summary, _report) = match invoke_endpoint {
+                Some(url) => {
+                    let invoker = LambdaApiInvoker::new(&url, local::function_names(&template))?;
+                    demo::run(&sdk, &stack, Arc::new(invoker), options).await?
+                }
+                None => demo::run(&sdk, &stack, Arc::new(StackInvoker::for_stack(&sdk, &stack)?), options).await?,
+            };
+            println!("{summary}");
+            if !summary.settled {
+                return Err("the pipeline did not settle before the deadline (see the counts above)".into());
+            }
+            Ok(())
+        }
     }
+}
+
+/// Loads the template and provisions it on the configured endpoint.
+async fn provisioned(
+    template: &Path,
+    stack_name: String,
+) -> Result<(SdkConfig, Template, ProvisionedStack), Box<dyn std::error::Error>> {
+    let template = Template::from_path(template)?;
+    if aws::endpoint_url_from_env().is_none() {
+        tracing::warn!("AWS_ENDPOINT_URL is not set: resources will be created in the real AWS account");
+    }
+    let sdk = aws::load_sdk_config().await?;
+    let ctx = StackContext::local(stack_name, aws::region_of(&sdk));
+    let stack = provision::provision(&sdk, &template, &ctx).await?;
+    Ok((sdk, template, stack))
 }

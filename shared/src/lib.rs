@@ -66,7 +66,9 @@ pub use engine::{
 };
 pub use error::{BatchError, BoxError, DecodeError, RecordError, RecordRef};
 pub use model::{Decimal, Item, ItemStatus, Job, RemovalAudit, RemovalReason};
-pub use producer::{MemoryQueue, OutgoingMessage, Producer, ProducerConfig, SendReport, SqsQueue, SqsTransport};
+pub use producer::{
+    EntryFailure, MemoryQueue, OutgoingMessage, Producer, ProducerConfig, SendReport, SqsQueue, SqsTransport,
+};
 pub use sqs::{decode_sqs_event, Message, MessageMeta, SqsEvent};
 pub use stream::{decode_item, decode_stream_event, Change, StreamEvent, StreamMeta, StreamRecord, StreamViewType};
 pub use writer::{BatchWriteReport, ItemWriter, WriteOutcome};
