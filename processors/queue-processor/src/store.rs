@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::types::AttributeValue;
 use pipeline_core::model::ITEM_SK;
 use pipeline_core::{Item, RemovalAudit};
@@ -63,6 +65,23 @@ fn store_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
     StoreError(format!("{what} on table {table}: {}", DisplayErrorContext(e)))
 }
 
+impl DynamoItemStore {
+    /// A conditional `PutItem`'s result: a failed condition is a conflict,
+    /// not an error.
+    fn conditional(
+        &self,
+        result: Result<PutItemOutput, SdkError<PutItemError, HttpResponse>>,
+    ) -> Result<Write, StoreError> {
+        match result {
+            Ok(_) => Ok(Write::Done),
+            Err(e) if e.as_service_error().is_some_and(PutItemError::is_conditional_check_failed_exception) => {
+                Ok(Write::Conflict)
+            }
+            Err(e) => Err(store_error("PutItem", &self.table, &e)),
+        }
+    }
+}
+
 impl ItemStore for DynamoItemStore {
     async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
         let out = self
@@ -95,13 +114,7 @@ impl ItemStore for DynamoItemStore {
             .expression_attribute_values(":expected", AttributeValue::N(expected_version.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Write::Done),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Ok(Write::Conflict)
-            }
-            Err(e) => Err(store_error("PutItem", &self.table, &e)),
-        }
+        self.conditional(result)
     }
 
     async fn put_audit(&self, audit: &RemovalAudit) -> Result<Write, StoreError> {
@@ -114,13 +127,7 @@ impl ItemStore for DynamoItemStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Write::Done),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Ok(Write::Conflict)
-            }
-            Err(e) => Err(store_error("PutItem", &self.table, &e)),
-        }
+        self.conditional(result)
     }
 }
 
