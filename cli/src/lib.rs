@@ -14,6 +14,9 @@
 //! - [`inprocess`]: the default invoker, calling the real processors'
 //!   handlers in this process, configured from the template.
 //! - [`demo`]: `pipeline local demo`, the pipeline once with sample traffic.
+//! - [`ops`]: the operator and producer commands: `pipeline dlq ...`
+//!   (stats, peek, redrive, export, import, purge), `pipeline send`,
+//!   `pipeline put-items` (docs/operators.md).
 //! - [`aws`]: SDK configuration from the environment.
 //!
 //! Driving it from a test in another crate:
@@ -41,5 +44,6 @@ pub mod inprocess;
 pub mod invoke;
 pub mod local;
 pub mod mapping;
+pub mod ops;
 pub mod provision;
 pub mod template;

@@ -21,9 +21,9 @@
 //! # Ok(()) }
 //! ```
 
-mod events;
+pub(crate) mod events;
 pub mod filter;
-mod response;
+pub(crate) mod response;
 pub mod sqs;
 pub mod stats;
 pub mod stream;

@@ -1,0 +1,216 @@
+//! A deployed stack, resolved READ-ONLY from the template.
+//!
+//! `pipeline local up` provisions (creates or updates) the template's tables
+//! and queues. The operator commands must not change anything they only
+//! look at, so this resolves the same names without creating anything:
+//! each table's and queue's physical name comes from the template
+//! (`TableName` / `QueueName` with `!Sub`, or `<stack>-<logical id>` like
+//! the local runner), then DescribeTable / GetQueueUrl find the existing
+//! resource; a missing one is an error that says how to create it. The
+//! functions' `Environment` and stream event mappings are resolved against
+//! those, so the stream processor can be run in-process
+//! ([`crate::inprocess::StackInvoker::for_stack`]) with its real
+//! configuration.
+//!
+//! On AWS the names only match when the template sets `TableName` /
+//! `QueueName` (this one does): CloudFormation's generated names carry a
+//! random suffix. The account id used in `!Sub` is the local one.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::Value;
+
+use super::error::{aws_error, OpsError, Result};
+use crate::mapping::parse_event;
+use crate::provision::{FunctionInfo, ProvisionedStack, QueueInfo, TableInfo};
+use crate::template::{Physical, PhysicalResource, Resolver, Resource, StackContext, Template};
+
+fn generated_name(stack: &str, logical_id: &str, max: usize) -> String {
+    let mut s = format!("{stack}-{logical_id}");
+    s.truncate(max);
+    s
+}
+
+fn as_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn template_err(e: impl std::fmt::Display) -> OpsError {
+    OpsError::usage(format!("template: {e}"))
+}
+
+fn missing(kind: &str, name: &str, r: &Resource, ctx: &StackContext, e: OpsError) -> OpsError {
+    match e {
+        OpsError::Aws { operation, cause, .. } => OpsError::Aws {
+            operation,
+            resource: format!("{kind} {name} (logical id {} of stack {})", r.logical_id, ctx.stack_name),
+            cause,
+            fix: format!(
+                "check --stack-name and the region; locally, create the stack first with `pipeline local up \
+                 --stack-name {}`; on AWS, deploy it (sam deploy) or pass the queue URL instead of a logical id",
+                ctx.stack_name
+            ),
+        },
+        other => other,
+    }
+}
+
+/// Resolves the stack `ctx.stack_name` of `template` without creating or
+/// changing anything.
+pub async fn resolve_stack(sdk: &SdkConfig, template: &Template, ctx: &StackContext) -> Result<ProvisionedStack> {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut physical = Physical::default();
+    let mut stack = ProvisionedStack {
+        context: ctx.clone(),
+        tables: BTreeMap::new(),
+        queues: BTreeMap::new(),
+        functions: BTreeMap::new(),
+    };
+
+    for f in template.resources_of_type("AWS::Serverless::Function") {
+        let resolver = Resolver::new(template, ctx, &physical);
+        let name = match resolver.property(f, "FunctionName").map_err(template_err)? {
+            Some(v) => as_string(&v).unwrap_or_default(),
+            None => generated_name(&ctx.stack_name, &f.logical_id, 64),
+        };
+        let arn = format!("arn:{}:lambda:{}:{}:function:{name}", ctx.partition(), ctx.region, ctx.account_id);
+        physical.insert(
+            f.logical_id.clone(),
+            PhysicalResource { ref_value: name, attributes: [("Arn".to_owned(), arn)].into() },
+        );
+    }
+
+    for t in template.resources_of_type("AWS::DynamoDB::Table") {
+        let resolver = Resolver::new(template, ctx, &physical);
+        let name = match resolver.property(t, "TableName").map_err(template_err)? {
+            Some(v) => as_string(&v).unwrap_or_default(),
+            None => generated_name(&ctx.stack_name, &t.logical_id, 255),
+        };
+        let out = ddb
+            .describe_table()
+            .table_name(&name)
+            .send()
+            .await
+            .map_err(|e| missing("table", &name, t, ctx, aws_error("dynamodb:DescribeTable", &name, &e)))?;
+        let d = out.table.unwrap_or_else(|| aws_sdk_dynamodb::types::TableDescription::builder().build());
+        let arn = d.table_arn().unwrap_or_default().to_owned();
+        let stream_arn = d.latest_stream_arn().map(str::to_owned);
+        let mut attributes: BTreeMap<String, String> = [("Arn".to_owned(), arn.clone())].into();
+        if let Some(s) = &stream_arn {
+            attributes.insert("StreamArn".into(), s.clone());
+        }
+        physical.insert(t.logical_id.clone(), PhysicalResource { ref_value: name.clone(), attributes });
+        stack.tables.insert(
+            t.logical_id.clone(),
+            TableInfo { logical_id: t.logical_id.clone(), name, arn, stream_arn, created: false },
+        );
+    }
+
+    for q in template.resources_of_type("AWS::SQS::Queue") {
+        let resolver = Resolver::new(template, ctx, &physical);
+        let fifo = matches!(resolver.property(q, "FifoQueue").map_err(template_err)?, Some(v) if as_string(&v).as_deref() == Some("true"));
+        let name = match resolver.property(q, "QueueName").map_err(template_err)? {
+            Some(v) => as_string(&v).unwrap_or_default(),
+            None if fifo => format!("{}.fifo", generated_name(&ctx.stack_name, &q.logical_id, 75)),
+            None => generated_name(&ctx.stack_name, &q.logical_id, 80),
+        };
+        let url = sqs
+            .get_queue_url()
+            .queue_name(&name)
+            .send()
+            .await
+            .map_err(|e| missing("queue", &name, q, ctx, aws_error("sqs:GetQueueUrl", &name, &e)))?
+            .queue_url
+            .unwrap_or_default();
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| aws_error("sqs:GetQueueAttributes", &url, &e))?;
+        let arn = attrs.attributes.and_then(|mut a| a.remove(&QueueAttributeName::QueueArn)).unwrap_or_default();
+        physical.insert(
+            q.logical_id.clone(),
+            PhysicalResource {
+                ref_value: url.clone(),
+                attributes: [
+                    ("Arn".to_owned(), arn.clone()),
+                    ("QueueName".to_owned(), name.clone()),
+                    ("QueueUrl".to_owned(), url.clone()),
+                ]
+                .into(),
+            },
+        );
+        stack.queues.insert(
+            q.logical_id.clone(),
+            QueueInfo { logical_id: q.logical_id.clone(), name, url, arn, fifo, created: false },
+        );
+    }
+
+    for f in template.resources_of_type("AWS::Serverless::Function") {
+        let info = resolve_function(template, ctx, &physical, f)?;
+        stack.functions.insert(f.logical_id.clone(), info);
+    }
+    Ok(stack)
+}
+
+fn resolve_function(
+    template: &Template,
+    ctx: &StackContext,
+    physical: &Physical,
+    f: &Resource,
+) -> Result<FunctionInfo> {
+    let resolver = Resolver::new(template, ctx, physical);
+    let me = physical.get(&f.logical_id).cloned().unwrap_or_default();
+    let timeout = match resolver.property(f, "Timeout").map_err(template_err)? {
+        Some(v) => as_string(&v).and_then(|s| s.parse::<u64>().ok()).unwrap_or(3),
+        None => 3,
+    };
+    let mut environment = BTreeMap::new();
+    if let Some(env) = f.raw_property("Environment") {
+        let env = resolver.resolve(&f.logical_id, "Environment", env).map_err(template_err)?;
+        if let Some(vars) = env.get("Variables").and_then(Value::as_object) {
+            for (k, v) in vars {
+                environment.insert(k.clone(), as_string(v).unwrap_or_default());
+            }
+        }
+    }
+    let mut mappings = Vec::new();
+    if let Some(serde_norway::Value::Mapping(events)) = f.raw_property("Events") {
+        for (name, ev) in events {
+            let Some(name) = name.as_str() else { continue };
+            let kind = ev.get("Type").and_then(serde_norway::Value::as_str).unwrap_or_default();
+            if kind != "SQS" && kind != "DynamoDB" {
+                continue;
+            }
+            let props = match ev.get("Properties") {
+                Some(p) => {
+                    resolver.resolve(&f.logical_id, &format!("Events.{name}.Properties"), p).map_err(template_err)?
+                }
+                None => Value::Object(Default::default()),
+            };
+            if let Some(m) = parse_event(&f.logical_id, name, kind, &props).map_err(template_err)? {
+                mappings.push(m);
+            }
+        }
+    }
+    Ok(FunctionInfo {
+        logical_id: f.logical_id.clone(),
+        name: me.ref_value.clone(),
+        arn: me.attributes.get("Arn").cloned().unwrap_or_default(),
+        binary: f.build_binary(),
+        timeout: Duration::from_secs(timeout),
+        environment,
+        mappings,
+    })
+}
