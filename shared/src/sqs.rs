@@ -3,6 +3,13 @@
 //! Like stream events, a batch is split into raw records first and each
 //! record is decoded on its own: a body that is not a valid `T` fails only
 //! its own message.
+//!
+//! Each record is read once on a fast path (borrowed strings, the known
+//! attributes picked out as they are read, the body decoded without path
+//! tracking). If anything fails, the record is decoded again on the
+//! reference path (`serde_path_to_error` over the envelope and the body),
+//! which names the path at fault; both give the same value for any record
+//! the fast path accepts (`shared/tests/differential*.rs`).
 
 use std::collections::HashMap;
 
@@ -13,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{DecodeError, RecordRef};
+use crate::stream::fast::Text;
 
 /// An SQS Lambda event, split into raw records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,8 +122,135 @@ pub(crate) fn sqs_header(index: usize, raw: &RawValue) -> SqsHeader {
     }
 }
 
+/// The fast path's view of a record: the fields of [`RawMessage`], with the
+/// body borrowed where it has no escapes and only the attributes the
+/// processors read kept (every attribute must still be a string, as
+/// `HashMap<String, String>` demands).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FastMessage<'a> {
+    #[serde(default)]
+    message_id: Option<String>,
+    #[serde(default)]
+    receipt_handle: Option<String>,
+    #[serde(default, borrow)]
+    body: Option<Text<'a>>,
+    #[serde(default)]
+    attributes: Known,
+    #[serde(default)]
+    message_attributes: HashMap<String, SqsMessageAttribute>,
+    #[serde(rename = "eventSourceARN", default)]
+    event_source_arn: Option<String>,
+}
+
+/// The SQS attributes the processors read. A repeated name keeps its last
+/// value, as the reference's `HashMap` does.
+#[derive(Default)]
+struct Known {
+    receive_count: Option<String>,
+    sent_timestamp: Option<String>,
+    first_received: Option<String>,
+    group_id: Option<String>,
+    deduplication_id: Option<String>,
+    sequence_number: Option<String>,
+}
+
+impl Known {
+    fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "ApproximateReceiveCount" => &mut self.receive_count,
+            "SentTimestamp" => &mut self.sent_timestamp,
+            "ApproximateFirstReceiveTimestamp" => &mut self.first_received,
+            "MessageGroupId" => &mut self.group_id,
+            "MessageDeduplicationId" => &mut self.deduplication_id,
+            "SequenceNumber" => &mut self.sequence_number,
+            _ => return None,
+        })
+    }
+
+    fn from_map(mut map: HashMap<String, String>) -> Self {
+        let mut known = Self::default();
+        for name in [
+            "ApproximateReceiveCount",
+            "SentTimestamp",
+            "ApproximateFirstReceiveTimestamp",
+            "MessageGroupId",
+            "MessageDeduplicationId",
+            "SequenceNumber",
+        ] {
+            if let Some(slot) = known.slot(name) {
+                *slot = map.remove(name);
+            }
+        }
+        known
+    }
+}
+
+impl<'de> Deserialize<'de> for Known {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Known;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Known, A::Error> {
+                let mut known = Known::default();
+                while let Some(name) = map.next_key::<Text<'de>>()? {
+                    let value = map.next_value::<Text<'de>>()?;
+                    if let Some(slot) = known.slot(name.as_str()) {
+                        *slot = Some(value.into_owned());
+                    }
+                }
+                Ok(known)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A parsed envelope, from either path.
+struct Envelope {
+    message_id: Option<String>,
+    receipt_handle: Option<String>,
+    attributes: Known,
+    message_attributes: HashMap<String, SqsMessageAttribute>,
+    event_source_arn: Option<String>,
+}
+
 /// Decodes one raw SQS record, returning its header in every case.
 pub(crate) fn decode_sqs_record<T: DeserializeOwned>(
+    index: usize,
+    raw: &RawValue,
+) -> (SqsHeader, Result<Message<T>, DecodeError>) {
+    if let Ok(record) = serde_json::from_str::<FastMessage<'_>>(raw.get()) {
+        let envelope = Envelope {
+            message_id: record.message_id,
+            receipt_handle: record.receipt_handle,
+            attributes: record.attributes,
+            message_attributes: record.message_attributes,
+            event_source_arn: record.event_source_arn,
+        };
+        // A body that does not decode goes to the reference path for its
+        // error; so does everything else that fails here.
+        let body = record.body.map(|body| fast_body::<T>(body.as_str()).ok_or(()));
+        if !matches!(body, Some(Err(()))) {
+            return assemble(index, envelope, body.map(|b| b.map_err(|()| (String::new(), String::new()))));
+        }
+    }
+    reference_sqs_record(index, raw)
+}
+
+fn fast_body<T: DeserializeOwned>(body: &str) -> Option<T> {
+    let mut de = serde_json::Deserializer::from_str(body);
+    let value = T::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(value)
+}
+
+/// The reference path: `serde_path_to_error` over the envelope, then over
+/// the body.
+fn reference_sqs_record<T: DeserializeOwned>(
     index: usize,
     raw: &RawValue,
 ) -> (SqsHeader, Result<Message<T>, DecodeError>) {
@@ -129,36 +264,56 @@ pub(crate) fn decode_sqs_record<T: DeserializeOwned>(
             return (header, Err(error));
         }
     };
-    let attrs = &record.attributes;
+    let body = record.body.map(|body| {
+        let mut body_de = serde_json::Deserializer::from_str(&body);
+        serde_path_to_error::deserialize::<_, T>(&mut body_de)
+            .map_err(|err| {
+                let path = match err.path().to_string() {
+                    p if p == "." => "body".to_owned(),
+                    p => format!("body.{p}"),
+                };
+                (path, err.into_inner().to_string())
+            })
+            .and_then(|v| body_de.end().map(|()| v).map_err(|e| ("body".to_owned(), e.to_string())))
+    });
+    let envelope = Envelope {
+        message_id: record.message_id,
+        receipt_handle: record.receipt_handle,
+        attributes: Known::from_map(record.attributes),
+        message_attributes: record.message_attributes,
+        event_source_arn: record.event_source_arn,
+    };
+    assemble(index, envelope, body)
+}
+
+/// Everything after the envelope and body are parsed, shared by both paths:
+/// the header, the checks and their messages, the metadata. `body` is the
+/// decoded body, or `(path, message)`, or `None` when there is none.
+fn assemble<T>(
+    index: usize,
+    record: Envelope,
+    body: Option<Result<T, (String, String)>>,
+) -> (SqsHeader, Result<Message<T>, DecodeError>) {
+    let attrs = record.attributes;
     let header = SqsHeader {
         reference: RecordRef {
             index,
             message_id: record.message_id.clone().filter(|s| !s.is_empty()),
             ..RecordRef::default()
         },
-        group_id: attrs.get("MessageGroupId").cloned(),
+        group_id: attrs.group_id.clone(),
         source_arn: record.event_source_arn.clone(),
-        receive_count: attrs.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()),
+        receive_count: attrs.receive_count.as_deref().and_then(|c| c.parse().ok()),
     };
     let Some(message_id) = header.reference.message_id.clone() else {
         let err = DecodeError::new(header.reference.clone(), "messageId", "missing or empty");
         return (header, Err(err));
     };
-    let Some(body) = record.body else {
+    let Some(body) = body else {
         let err = DecodeError::new(header.reference.clone(), "body", "missing");
         return (header, Err(err));
     };
-    let mut body_de = serde_json::Deserializer::from_str(&body);
-    let decoded = serde_path_to_error::deserialize::<_, T>(&mut body_de)
-        .map_err(|err| {
-            let path = match err.path().to_string() {
-                p if p == "." => "body".to_owned(),
-                p => format!("body.{p}"),
-            };
-            (path, err.into_inner().to_string())
-        })
-        .and_then(|v| body_de.end().map(|()| v).map_err(|e| ("body".to_owned(), e.to_string())));
-    let body = match decoded {
+    let body = match body {
         Ok(b) => b,
         Err((path, message)) => {
             let message = format!("the body is not a valid {}: {message}", short_type_name::<T>());
@@ -169,11 +324,11 @@ pub(crate) fn decode_sqs_record<T: DeserializeOwned>(
         message_id,
         receipt_handle: record.receipt_handle,
         receive_count: header.receive_count.unwrap_or(1),
-        sent_at: millis(attrs.get("SentTimestamp")),
-        first_received_at: millis(attrs.get("ApproximateFirstReceiveTimestamp")),
+        sent_at: millis(attrs.sent_timestamp.as_ref()),
+        first_received_at: millis(attrs.first_received.as_ref()),
         group_id: header.group_id.clone(),
-        deduplication_id: attrs.get("MessageDeduplicationId").cloned(),
-        sequence_number: attrs.get("SequenceNumber").cloned(),
+        deduplication_id: attrs.deduplication_id,
+        sequence_number: attrs.sequence_number,
         message_attributes: record.message_attributes,
         event_source_arn: record.event_source_arn,
     };
@@ -188,4 +343,34 @@ fn short_type_name<T>() -> &'static str {
 /// Decodes every record of an SQS event on its own.
 pub fn decode_sqs_event<T: DeserializeOwned>(event: &SqsEvent) -> Vec<Result<Message<T>, DecodeError>> {
     event.records.iter().enumerate().map(|(i, raw)| decode_sqs_record(i, raw).1).collect()
+}
+
+/// Hooks for the differential tests (`shared/tests/differential*.rs`): the
+/// fast and the reference decoders side by side. Not a supported API.
+#[doc(hidden)]
+pub mod differential {
+    use serde::de::DeserializeOwned;
+    use serde_json::value::RawValue;
+
+    use super::Message;
+    use crate::error::{DecodeError, RecordRef};
+
+    /// What the engine takes from a record besides the decoded value: the
+    /// reference, the FIFO group, the ARN, the receive count.
+    pub type Header = (RecordRef, Option<String>, Option<String>, Option<u32>);
+
+    /// What the engine gets for a record (fast path, falling back).
+    pub fn sqs_record<T: DeserializeOwned>(index: usize, raw: &RawValue) -> (Header, Result<Message<T>, DecodeError>) {
+        let (h, r) = super::decode_sqs_record(index, raw);
+        ((h.reference, h.group_id, h.source_arn, h.receive_count), r)
+    }
+
+    /// The same on the reference path only.
+    pub fn reference_sqs_record<T: DeserializeOwned>(
+        index: usize,
+        raw: &RawValue,
+    ) -> (Header, Result<Message<T>, DecodeError>) {
+        let (h, r) = super::reference_sqs_record(index, raw);
+        ((h.reference, h.group_id, h.source_arn, h.receive_count), r)
+    }
 }

@@ -5,7 +5,16 @@
 //! odd record fails only itself. The envelope is parsed leniently (a float or
 //! string `ApproximateCreationDateTime`, a missing `SizeBytes`, `eventVersion`
 //! 1.0 or 1.1 are all accepted); the item images are decoded strictly into
-//! `T` with `serde_dynamo`, and an error names the attribute path at fault.
+//! `T` with `serde_dynamo`'s semantics, and an error names the attribute path
+//! at fault.
+//!
+//! Each record is read once, on a fast path: the envelope with its images
+//! decoded straight from the JSON text into `T` (see `fast::dynamo`), with no
+//! intermediate `serde_dynamo::Item` maps. If that fails for any reason, the
+//! record is decoded again on the reference path (JSON → `serde_dynamo::Item`
+//! → `serde_dynamo::Deserializer`, under `serde_path_to_error`), which gives
+//! the error and its attribute path. Both paths give the same value for any
+//! record the fast path accepts (`shared/tests/differential*.rs`).
 
 use std::collections::BTreeMap;
 
@@ -16,6 +25,11 @@ use serde_dynamo::{AttributeValue, Item as DynItem};
 use serde_json::value::RawValue;
 
 use crate::error::{DecodeError, RecordRef};
+
+#[path = "fast/mod.rs"]
+pub(crate) mod fast;
+
+use fast::dynamo::Image;
 
 /// A DynamoDB Streams Lambda event, split into raw records.
 ///
@@ -160,8 +174,12 @@ pub(crate) struct StreamHeader {
     pub(crate) source_arn: Option<String>,
 }
 
+/// A record's envelope. `I` is an image: a `serde_dynamo::Item` on the
+/// reference path, `Image<T>` (already decoded) on the fast path; the two
+/// paths share this type, so they read the envelope the same way.
 #[derive(Deserialize)]
-struct RawRecord {
+#[serde(bound(deserialize = "I: Deserialize<'de>"))]
+struct RawRecord<I> {
     #[serde(rename = "eventID", default)]
     event_id: Option<String>,
     #[serde(rename = "eventName", default)]
@@ -171,7 +189,7 @@ struct RawRecord {
     #[serde(rename = "userIdentity", default)]
     user_identity: Option<UserIdentity>,
     #[serde(default)]
-    dynamodb: Option<RawData>,
+    dynamodb: Option<RawData<I>>,
 }
 
 #[derive(Deserialize)]
@@ -183,16 +201,16 @@ struct UserIdentity {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RawData {
+#[serde(rename_all = "PascalCase", bound(deserialize = "I: Deserialize<'de>"))]
+struct RawData<I> {
     #[serde(default)]
     approximate_creation_date_time: Option<serde_json::Value>,
     #[serde(default)]
     keys: Option<DynItem>,
     #[serde(default)]
-    new_image: Option<DynItem>,
+    new_image: Option<I>,
     #[serde(default)]
-    old_image: Option<DynItem>,
+    old_image: Option<I>,
     #[serde(default)]
     sequence_number: Option<Lenient>,
     #[serde(default)]
@@ -250,6 +268,15 @@ fn canonical_keys(keys: &DynItem) -> String {
 
 fn lenient_time(value: &serde_json::Value) -> Option<DateTime<Utc>> {
     match value {
+        // The same as `epoch_text` of the integer's text, without the text.
+        serde_json::Value::Number(n) if n.is_i64() => {
+            let whole = n.as_i64()?;
+            if whole > 100_000_000_000 {
+                DateTime::from_timestamp_millis(whole)
+            } else {
+                DateTime::from_timestamp(whole, 0)
+            }
+        }
         serde_json::Value::Number(n) => epoch_text(&n.to_string()),
         serde_json::Value::String(s) => {
             epoch_text(s).or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)))
@@ -310,8 +337,21 @@ pub(crate) fn decode_stream_record<T: DeserializeOwned>(
     index: usize,
     raw: &RawValue,
 ) -> (StreamHeader, Result<StreamRecord<T>, DecodeError>) {
+    match serde_json::from_str::<RawRecord<Image<T>>>(raw.get()) {
+        Ok(record) => assemble(index, record, |_, _, Image(image)| Ok(image)),
+        Err(_) => reference_stream_record(index, raw),
+    }
+}
+
+/// The reference path: the envelope and images into `serde_dynamo::Item`s
+/// under `serde_path_to_error`, then each image into `T` with
+/// `serde_dynamo`.
+fn reference_stream_record<T: DeserializeOwned>(
+    index: usize,
+    raw: &RawValue,
+) -> (StreamHeader, Result<StreamRecord<T>, DecodeError>) {
     let mut de = serde_json::Deserializer::from_str(raw.get());
-    let record: RawRecord = match serde_path_to_error::deserialize(&mut de) {
+    let record: RawRecord<DynItem> = match serde_path_to_error::deserialize(&mut de) {
         Ok(r) => r,
         Err(err) => {
             let header = stream_header(index, raw);
@@ -320,23 +360,28 @@ pub(crate) fn decode_stream_record<T: DeserializeOwned>(
             return (header, Err(error));
         }
     };
+    assemble(index, record, decode_image)
+}
 
-    let data = record.dynamodb;
-    let (seq, keys) = match &data {
-        Some(d) => (non_empty(d.sequence_number.clone().and_then(|l| l.0)), d.keys.clone()),
+/// Everything after the envelope is parsed, shared by both paths so that
+/// they cannot differ: the header, the checks and their messages, the
+/// metadata, and the change (with `image` turning an image into `T`).
+fn assemble<T, I>(
+    index: usize,
+    record: RawRecord<I>,
+    image: impl Fn(&RecordRef, &str, I) -> Result<T, DecodeError>,
+) -> (StreamHeader, Result<StreamRecord<T>, DecodeError>) {
+    let RawRecord { event_id, event_name, event_source_arn, user_identity, dynamodb: mut data } = record;
+    let (seq, keys) = match &mut data {
+        Some(d) => (non_empty(d.sequence_number.take().and_then(|l| l.0)), d.keys.take()),
         None => (None, None),
     };
     let header = StreamHeader {
-        reference: RecordRef {
-            index,
-            message_id: None,
-            event_id: non_empty(record.event_id.clone()),
-            sequence_number: seq.clone(),
-        },
+        reference: RecordRef { index, message_id: None, event_id: non_empty(event_id), sequence_number: seq.clone() },
         key: keys.as_ref().map(canonical_keys),
         keys: keys.clone(),
-        event_name: record.event_name.clone(),
-        source_arn: record.event_source_arn.clone(),
+        event_name: event_name.clone(),
+        source_arn: event_source_arn.clone(),
     };
     let fail = |path: &str, message: String| Err(DecodeError::new(header.reference.clone(), path, message));
 
@@ -347,7 +392,7 @@ pub(crate) fn decode_stream_record<T: DeserializeOwned>(
         return (header.clone(), fail("dynamodb.SequenceNumber", "missing or empty".into()));
     };
     let view_type = data.stream_view_type.as_deref().and_then(StreamViewType::parse);
-    let ttl_expired = record.user_identity.as_ref().is_some_and(|u| {
+    let ttl_expired = user_identity.as_ref().is_some_and(|u| {
         u.kind.as_deref() == Some("Service") && u.principal_id.as_deref() == Some("dynamodb.amazonaws.com")
     });
     let meta = StreamMeta {
@@ -357,14 +402,15 @@ pub(crate) fn decode_stream_record<T: DeserializeOwned>(
         approximate_creation_time: data.approximate_creation_date_time.as_ref().and_then(lenient_time),
         size_bytes: data.size_bytes.as_ref().and_then(lenient_u64),
         view_type,
-        event_source_arn: record.event_source_arn,
+        event_source_arn,
         ttl_expired,
     };
 
-    let event_name = record.event_name.unwrap_or_default();
-    let image = |name: &'static str, image: Option<DynItem>| -> Result<T, DecodeError> {
-        let Some(image) = image else {
-            let view = data.stream_view_type.as_deref().unwrap_or("unknown");
+    let event_name = event_name.unwrap_or_default();
+    let view = data.stream_view_type.as_deref();
+    let take = |name: &'static str, present: Option<I>| -> Result<T, DecodeError> {
+        let Some(present) = present else {
+            let view = view.unwrap_or("unknown");
             return Err(DecodeError::new(
                 header.reference.clone(),
                 format!("dynamodb.{name}"),
@@ -374,13 +420,13 @@ pub(crate) fn decode_stream_record<T: DeserializeOwned>(
                 ),
             ));
         };
-        decode_image(&header.reference, name, image)
+        image(&header.reference, name, present)
     };
     let change = match event_name.as_str() {
-        "INSERT" => image("NewImage", data.new_image).map(|new| Change::Insert { new }),
-        "MODIFY" => image("OldImage", data.old_image)
-            .and_then(|old| image("NewImage", data.new_image).map(|new| Change::Modify { old, new })),
-        "REMOVE" => image("OldImage", data.old_image).map(|old| Change::Remove { old }),
+        "INSERT" => take("NewImage", data.new_image).map(|new| Change::Insert { new }),
+        "MODIFY" => take("OldImage", data.old_image)
+            .and_then(|old| take("NewImage", data.new_image).map(|new| Change::Modify { old, new })),
+        "REMOVE" => take("OldImage", data.old_image).map(|old| Change::Remove { old }),
         other => Err(DecodeError::new(
             header.reference.clone(),
             "eventName",
@@ -412,4 +458,59 @@ fn decode_image<T: DeserializeOwned>(reference: &RecordRef, name: &str, item: Dy
 /// [`crate::BatchProcessor::process_stream`].
 pub fn decode_stream_event<T: DeserializeOwned>(event: &StreamEvent) -> Vec<Result<StreamRecord<T>, DecodeError>> {
     event.records.iter().enumerate().map(|(i, raw)| decode_stream_record(i, raw).1).collect()
+}
+
+/// Hooks for the differential tests (`shared/tests/differential*.rs`): the
+/// fast and the reference decoders side by side. Not a supported API.
+#[doc(hidden)]
+pub mod differential {
+    use serde::de::DeserializeOwned;
+    use serde_dynamo::Item as DynItem;
+    use serde_json::value::RawValue;
+
+    use super::{StreamHeader, StreamRecord};
+    use crate::error::{DecodeError, RecordRef};
+
+    /// What the engine takes from a record besides the decoded value: the
+    /// reference, the canonical key, the keys, the event name, the ARN.
+    pub type Header = (RecordRef, Option<String>, Option<DynItem>, Option<String>, Option<String>);
+
+    fn header(h: StreamHeader) -> Header {
+        (h.reference, h.key, h.keys, h.event_name, h.source_arn)
+    }
+
+    /// The fast item decoder alone: the JSON text of an item into `T`.
+    pub fn fast_item<T: DeserializeOwned>(json: &str) -> Result<T, String> {
+        super::fast::dynamo::item_from_json(json).map_err(|e| e.to_string())
+    }
+
+    /// The reference: the JSON text into a `serde_dynamo::Item`, then
+    /// [`super::decode_item`]. `Err` holds `(path, message)`.
+    pub fn reference_item<T: DeserializeOwned>(json: &str) -> Result<T, (String, String)> {
+        let item: DynItem = serde_json::from_str(json).map_err(|e| (String::new(), e.to_string()))?;
+        super::decode_item(item)
+    }
+
+    /// What the engine gets for a record (fast path, falling back).
+    pub fn stream_record<T: DeserializeOwned>(
+        index: usize,
+        raw: &RawValue,
+    ) -> (Header, Result<StreamRecord<T>, DecodeError>) {
+        let (h, r) = super::decode_stream_record(index, raw);
+        (header(h), r)
+    }
+
+    /// The same on the reference path only.
+    pub fn reference_stream_record<T: DeserializeOwned>(
+        index: usize,
+        raw: &RawValue,
+    ) -> (Header, Result<StreamRecord<T>, DecodeError>) {
+        let (h, r) = super::reference_stream_record(index, raw);
+        (header(h), r)
+    }
+
+    /// `true` when the fast path alone decodes the record (no fallback).
+    pub fn fast_path_accepts<T: DeserializeOwned>(raw: &RawValue) -> bool {
+        serde_json::from_str::<super::RawRecord<super::Image<T>>>(raw.get()).is_ok()
+    }
 }
