@@ -269,7 +269,7 @@ fn reference_sqs_record<T: DeserializeOwned>(
         serde_path_to_error::deserialize::<_, T>(&mut body_de)
             .map_err(|err| {
                 let path = match err.path().to_string() {
-                    p if p == "." => "body".to_owned(),
+                    p if p == "." || p == "?" => "body".to_owned(),
                     p => format!("body.{p}"),
                 };
                 (path, err.into_inner().to_string())

@@ -148,6 +148,12 @@ async fn a_body_that_is_not_valid_json_fails_only_itself_and_is_dead_lettered_as
     let letters = engine.sink().letters();
     assert_eq!(letters.len(), 2);
     assert!(letters.iter().all(|l| l.error.kind == "decode"));
+    let not_json = letters.iter().find(|l| l.source.record_id.as_deref() == Some("bad")).unwrap();
+    assert!(
+        not_json.error.message.contains(": at body: "),
+        "a syntax error is at the body: {}",
+        not_json.error.message
+    );
     let wrong = letters.iter().find(|l| l.source.record_id.as_deref() == Some("wrong-type")).unwrap();
     assert!(wrong.error.message.contains("at body.n"), "names the path: {}", wrong.error.message);
     assert!(wrong.error.message.contains("messageId=wrong-type"), "names the record: {}", wrong.error.message);
