@@ -237,6 +237,20 @@ enum LocalCommand {
         #[arg(long)]
         invoke_endpoint: Option<String>,
     },
+    /// Only create the template's tables and queues and print them. With
+    /// --env-dir, also write each function's resolved environment to
+    /// DIR/<binary>.env, for `cargo lambda watch --env-file`.
+    Provision {
+        /// The SAM template.
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
+        /// Stack name (`${AWS::StackName}` in the template).
+        #[arg(long, default_value = DEFAULT_STACK_NAME)]
+        stack_name: String,
+        /// Where to write the functions' environment files.
+        #[arg(long)]
+        env_dir: Option<PathBuf>,
+    },
     /// Run the whole pipeline once with sample traffic and print what
     /// happened: provision, start the mappings, write items (some invalid),
     /// send jobs (some poison), delete a few items, wait until everything
@@ -529,6 +543,21 @@ async fn local_command(command: LocalCommand) -> Result<(), Box<dyn std::error::
                 }
             };
             println!("{report}");
+            Ok(())
+        }
+        LocalCommand::Provision { template, stack_name, env_dir } => {
+            let (_, _, stack) = provisioned(&template, stack_name).await?;
+            println!("{}", local::describe(&stack));
+            if let Some(dir) = env_dir {
+                std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                for f in stack.functions.values() {
+                    let name = f.binary.clone().unwrap_or_else(|| f.logical_id.clone());
+                    let path = dir.join(format!("{name}.env"));
+                    let text: String = f.environment.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+                    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    println!("wrote {}", path.display());
+                }
+            }
             Ok(())
         }
         LocalCommand::Demo { template, stack_name, items, invoke_endpoint } => {

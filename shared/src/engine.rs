@@ -55,7 +55,8 @@ pub struct BatchConfig {
     pub max_concurrency: usize,
     /// Records not started by `deadline - deadline_margin` are reported as
     /// failed instead of letting the invocation time out (which would fail
-    /// the whole batch). Default 2 s.
+    /// the whole batch). Default 2 s; never more than a quarter of the time
+    /// left when the batch starts.
     pub deadline_margin: Duration,
     /// When every record of a batch fails, return [`BatchError::AllFailed`]
     /// instead of a response listing them all. Default `false`: the response
@@ -122,8 +123,23 @@ impl Deadline {
         Self::after(left)
     }
 
-    fn reached(&self, margin: Duration) -> bool {
-        self.0.is_some_and(|d| Instant::now() + margin >= d)
+    /// The instant after which no record may start, fixed when a batch
+    /// starts: the deadline minus the margin, where the margin is at most a
+    /// quarter of the time left (so a function whose timeout is shorter
+    /// than the margin still runs records instead of failing every batch).
+    /// A deadline that has already passed when the batch starts is ignored
+    /// with a warning: Lambda never sends one, local emulators that do not
+    /// set `Lambda-Runtime-Deadline-Ms` do, and honouring it would fail every
+    /// batch forever.
+    fn cutoff(&self, margin: Duration) -> Option<Instant> {
+        let deadline = self.0?;
+        let now = Instant::now();
+        if deadline <= now {
+            tracing::warn!("the invocation deadline had passed when the batch started; ignoring it");
+            return None;
+        }
+        let left = deadline - now;
+        Some(deadline - margin.min(left / 4))
     }
 }
 
@@ -481,6 +497,7 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
             }
         }
 
+        let cutoff = deadline.cutoff(self.config.deadline_margin);
         let lowest_failure = AtomicUsize::new(usize::MAX);
         let lowest_failure = &lowest_failure;
         let results: Vec<Vec<(usize, RecordOutcome)>> = futures::stream::iter(groups)
@@ -495,7 +512,7 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
                         RecordOutcome::Skipped(SkipReason::GroupFailed)
                     } else if mode == Mode::Stream && index > lowest_failure.load(Ordering::SeqCst) {
                         RecordOutcome::Skipped(SkipReason::AfterCheckpoint)
-                    } else if deadline.reached(self.config.deadline_margin) {
+                    } else if cutoff.is_some_and(|c| Instant::now() >= c) {
                         RecordOutcome::Skipped(SkipReason::Deadline)
                     } else {
                         self.run_unit(unit, handler).await

@@ -183,22 +183,52 @@ async fn a_panic_fails_only_its_own_record() {
 #[tokio::test(start_paused = true)]
 async fn records_not_started_before_the_deadline_margin_are_reported() {
     // Each record takes 10 ms of virtual time; one at a time; the deadline
-    // is 125 ms away with a 100 ms margin, so records start at 0, 10, 20 ms
-    // and the rest are reported without running.
+    // is 45 ms away with a 10 ms margin, so records start at 0, 10, 20 and
+    // 30 ms and the rest are reported without running.
     let script = Script::new(&[]);
     let ids: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
     let records: Vec<(&str, Option<&str>)> = ids.iter().map(|s| (s.as_str(), None)).collect();
     let engine =
-        engine().with_config(BatchConfig::default().max_concurrency(1).deadline_margin(Duration::from_millis(100)));
+        engine().with_config(BatchConfig::default().max_concurrency(1).deadline_margin(Duration::from_millis(10)));
     let report = engine
-        .run_sqs(sqs_event(&records, QUEUE_ARN), Deadline::after(Duration::from_millis(125)), |m: Message<N>| {
+        .run_sqs(sqs_event(&records, QUEUE_ARN), Deadline::after(Duration::from_millis(45)), |m: Message<N>| {
             script.act_on(m)
         })
         .await
         .unwrap();
-    assert_eq!(script.ran(), vec!["m0", "m1", "m2"]);
-    assert_eq!(report.item_failures, vec!["m3", "m4", "m5"]);
-    assert!(report.outcomes[3..].iter().all(|o| *o == RecordOutcome::Skipped(SkipReason::Deadline)));
+    assert_eq!(script.ran(), vec!["m0", "m1", "m2", "m3"]);
+    assert_eq!(report.item_failures, vec!["m4", "m5"]);
+    assert!(report.outcomes[4..].iter().all(|o| *o == RecordOutcome::Skipped(SkipReason::Deadline)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_margin_is_at_most_a_quarter_of_the_time_left() {
+    // A 2 s default margin with only 100 ms left: records still run until
+    // 75 ms instead of every batch failing.
+    let script = Script::new(&[]);
+    let ids: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    let records: Vec<(&str, Option<&str>)> = ids.iter().map(|s| (s.as_str(), None)).collect();
+    let engine = engine().with_config(BatchConfig::default().max_concurrency(1));
+    let report = engine
+        .run_sqs(sqs_event(&records, QUEUE_ARN), Deadline::after(Duration::from_millis(100)), |m: Message<N>| {
+            script.act_on(m)
+        })
+        .await
+        .unwrap();
+    assert_eq!(script.ran().len(), 8, "started at 0, 10, ..., 70 ms");
+    assert_eq!(report.item_failures, vec!["m8", "m9"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_already_passed_when_the_batch_starts_is_ignored() {
+    // Local emulators that do not set Lambda-Runtime-Deadline-Ms give a
+    // deadline of "now" or the epoch; honouring it would fail every batch.
+    let script = Script::new(&[]);
+    let event = sqs_event(&[("a", None), ("b", None)], QUEUE_ARN);
+    let past = Deadline::from_system_time(std::time::SystemTime::UNIX_EPOCH);
+    let report = engine().run_sqs(event, past, |m: Message<N>| script.act_on(m)).await.unwrap();
+    assert!(report.item_failures.is_empty());
+    assert_eq!(script.ran().len(), 2);
 }
 
 #[tokio::test(start_paused = true)]

@@ -127,9 +127,9 @@ async fn a_panicking_stream_handler_fails_its_record_only() {
 async fn stream_records_past_the_deadline_are_reported_from_the_first_one_not_started() {
     let script = Script::new(&[]);
     let event = stream_event(&[(1, "a"), (2, "a"), (3, "a"), (4, "a")]);
-    let engine = engine().with_config(BatchConfig::default().deadline_margin(Duration::from_millis(100)));
+    let engine = engine().with_config(BatchConfig::default().deadline_margin(Duration::from_millis(5)));
     let report = engine
-        .run_stream(event, Deadline::after(Duration::from_millis(115)), |r: StreamRecord<N>| script.act_on_stream(r))
+        .run_stream(event, Deadline::after(Duration::from_millis(25)), |r: StreamRecord<N>| script.act_on_stream(r))
         .await
         .unwrap();
     assert_eq!(script.ran(), vec!["1", "2"]);
