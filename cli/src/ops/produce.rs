@@ -171,7 +171,17 @@ pub fn parse_item(line: &str, now: DateTime<Utc>) -> Result<(Item, Option<u64>),
     }
     let price_text = match &s.price {
         Value::String(t) => t.clone(),
-        Value::Number(n) => n.to_string(),
+        // The number's text as written (a parsed JSON number went through
+        // f64 and may have lost digits).
+        Value::Number(_) => {
+            #[derive(serde::Deserialize)]
+            struct PriceText<'a> {
+                #[serde(borrow)]
+                price: &'a serde_json::value::RawValue,
+            }
+            let raw: PriceText<'_> = serde_json::from_str(line).map_err(|e| format!("not an item: {e}"))?;
+            raw.price.get().to_owned()
+        }
         other => return Err(format!("\"price\" must be a decimal string or number, not {other}")),
     };
     let price = Decimal::from_str_exact(price_text.trim())
@@ -295,6 +305,9 @@ mod tests {
         assert_eq!(item.tags.len(), 1);
         let (item, _) = parse_item(r#"{"id":"b","name":"n","price":2.5,"quantity":1}"#, now).unwrap();
         assert_eq!(item.price.to_string(), "2.5");
+        // More digits than an f64 holds: read from the text, not rounded.
+        let (item, _) = parse_item(r#"{"id":"b","name":"n","price":12345678901234567.89,"quantity":1}"#, now).unwrap();
+        assert_eq!(item.price.to_string(), "12345678901234567.89");
         let full = serde_json::to_string(&Item::new("c", "n", Decimal::ONE, 1, now)).unwrap();
         assert_eq!(parse_item(&full, now).unwrap().1, Some(1));
         assert!(parse_item(r#"{"id":"a","name":"n","price":"1","quantity":1,"colour":"red"}"#, now)
