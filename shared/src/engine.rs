@@ -43,8 +43,8 @@ use crate::dlq::{
 };
 use crate::error::{BatchError, DecodeError, RecordError, RecordRef};
 use crate::producer::{OutgoingMessage, Producer, SqsTransport};
-use crate::sqs::{decode_sqs_record, Message, SqsEvent};
-use crate::stream::{decode_stream_record, StreamEvent, StreamRecord};
+use crate::sqs::{decode_sqs_record, sqs_header, Message, SqsEvent};
+use crate::stream::{decode_stream_record, stream_header, StreamEvent, StreamRecord};
 
 /// How the engine runs a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,8 +279,18 @@ struct Unit<R> {
     source_arn: Option<String>,
     attempts: Option<u32>,
     raw: Box<RawValue>,
-    decoded: Result<R, DecodeError>,
+    /// Decodes the record when it runs, so that a batch never holds every
+    /// decoded record at once (the header fields above are read up front).
+    decode: fn(usize, &RawValue) -> Result<R, DecodeError>,
     filtered: bool,
+}
+
+fn decode_stream<T: DeserializeOwned>(index: usize, raw: &RawValue) -> Result<StreamRecord<T>, DecodeError> {
+    decode_stream_record::<T>(index, raw).1
+}
+
+fn decode_sqs<T: DeserializeOwned>(index: usize, raw: &RawValue) -> Result<Message<T>, DecodeError> {
+    decode_sqs_record::<T>(index, raw).1
 }
 
 impl<S: DeadLetterSink> BatchProcessor<S> {
@@ -437,7 +447,7 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
             .into_iter()
             .enumerate()
             .map(|(index, raw)| {
-                let (header, decoded) = decode_stream_record::<T>(index, &raw);
+                let header = stream_header(index, &raw);
                 let label = match header.event_name.as_deref() {
                     Some("INSERT") => "INSERT",
                     Some("MODIFY") => "MODIFY",
@@ -457,7 +467,7 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
                     source_arn: header.source_arn,
                     attempts: None,
                     raw,
-                    decoded,
+                    decode: decode_stream::<T>,
                     filtered,
                 }
             })
@@ -619,10 +629,10 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
             id = unit.identifier.as_deref().unwrap_or(""),
             event = unit.label,
         );
-        let Unit { reference, identifier, group, source_kind: kind, source_arn, attempts, raw, decoded, .. } = unit;
+        let Unit { reference, identifier, group, source_kind: kind, source_arn, attempts, raw, decode, .. } = unit;
         let index = reference.index;
         async move {
-            let result = match decoded {
+            let result = match decode(index, &raw) {
                 Err(err) => Err(RecordError::from(err)),
                 Ok(record) => match AssertUnwindSafe(async { handler(index, record).await }).catch_unwind().await {
                     Ok(result) => result,
@@ -687,7 +697,7 @@ fn sqs_units<T: DeserializeOwned>(event: SqsEvent) -> (Vec<Unit<Message<T>>>, Mo
         .into_iter()
         .enumerate()
         .map(|(index, raw)| {
-            let (header, decoded) = decode_sqs_record::<T>(index, &raw);
+            let header = sqs_header(index, &raw);
             fifo |= header.group_id.is_some() || header.source_arn.as_deref().is_some_and(|a| a.ends_with(".fifo"));
             Unit {
                 identifier: header.reference.message_id.clone(),
@@ -698,7 +708,7 @@ fn sqs_units<T: DeserializeOwned>(event: SqsEvent) -> (Vec<Unit<Message<T>>>, Mo
                 source_arn: header.source_arn,
                 attempts: header.receive_count,
                 raw,
-                decoded,
+                decode: decode_sqs::<T>,
                 filtered: false,
             }
         })

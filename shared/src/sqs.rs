@@ -111,7 +111,45 @@ fn millis(s: Option<&String>) -> Option<DateTime<Utc>> {
     s.and_then(|s| s.parse::<i64>().ok()).and_then(DateTime::from_timestamp_millis)
 }
 
+/// The identifying fields when they have the expected types, borrowed.
+#[derive(Deserialize)]
+struct FastSqsHeader<'a> {
+    #[serde(rename = "messageId", borrow, default)]
+    message_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "eventSourceARN", borrow, default)]
+    event_source_arn: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    attributes: Option<FastSqsAttributes<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FastSqsAttributes<'a> {
+    #[serde(rename = "MessageGroupId", borrow, default)]
+    group_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "ApproximateReceiveCount", borrow, default)]
+    receive_count: Option<std::borrow::Cow<'a, str>>,
+}
+
+fn owned_non_empty(s: Option<std::borrow::Cow<'_, str>>) -> Option<String> {
+    s.filter(|s| !s.is_empty()).map(std::borrow::Cow::into_owned)
+}
+
+/// Reads the identifying fields of a record, whatever else is wrong with it:
+/// a borrowed pass for the usual shape, a lenient one (odd types are
+/// ignored) otherwise. Both give the same fields for the usual shape.
 pub(crate) fn sqs_header(index: usize, raw: &RawValue) -> SqsHeader {
+    if let Ok(h) = serde_json::from_str::<FastSqsHeader<'_>>(raw.get()) {
+        let (group_id, receive_count) = match h.attributes {
+            Some(a) => (owned_non_empty(a.group_id), owned_non_empty(a.receive_count)),
+            None => (None, None),
+        };
+        return SqsHeader {
+            reference: RecordRef { index, message_id: owned_non_empty(h.message_id), ..RecordRef::default() },
+            group_id,
+            receive_count: receive_count.and_then(|c| c.parse().ok()),
+            source_arn: owned_non_empty(h.event_source_arn),
+        };
+    }
     let h: RawSqsHeader = serde_json::from_str(raw.get()).unwrap_or_default();
     let attr = |name: &str| as_text(h.attributes.as_ref().and_then(|a| a.get(name)));
     SqsHeader {

@@ -309,8 +309,50 @@ fn lenient_u64(value: &serde_json::Value) -> Option<u64> {
     }
 }
 
-/// Reads the identifying fields of a record, whatever else is wrong with it.
+/// The identifying fields when they have the expected types, borrowed.
+#[derive(Deserialize)]
+struct FastHeader<'a> {
+    #[serde(rename = "eventID", borrow, default)]
+    event_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "eventName", borrow, default)]
+    event_name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "eventSourceARN", borrow, default)]
+    event_source_arn: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    dynamodb: Option<FastHeaderData<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FastHeaderData<'a> {
+    #[serde(rename = "SequenceNumber", borrow, default)]
+    sequence_number: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "Keys", default)]
+    keys: Option<DynItem>,
+}
+
+/// Reads the identifying fields of a record, whatever else is wrong with it:
+/// a borrowed pass for the usual shape, a lenient one (a number for a
+/// string, a broken `Keys`) otherwise. Both give the same fields for the
+/// usual shape.
 pub(crate) fn stream_header(index: usize, raw: &RawValue) -> StreamHeader {
+    if let Ok(h) = serde_json::from_str::<FastHeader<'_>>(raw.get()) {
+        let (seq, keys) = match h.dynamodb {
+            Some(d) => (d.sequence_number.map(std::borrow::Cow::into_owned), d.keys),
+            None => (None, None),
+        };
+        return StreamHeader {
+            reference: RecordRef {
+                index,
+                message_id: None,
+                event_id: non_empty(h.event_id.map(std::borrow::Cow::into_owned)),
+                sequence_number: non_empty(seq),
+            },
+            key: keys.as_ref().map(canonical_keys),
+            keys,
+            event_name: h.event_name.map(std::borrow::Cow::into_owned),
+            source_arn: h.event_source_arn.map(std::borrow::Cow::into_owned),
+        };
+    }
     let header: RawHeader = serde_json::from_str(raw.get()).unwrap_or_default();
     let data = header.dynamodb.unwrap_or_default();
     let keys = data.keys.and_then(|k| serde_json::from_value::<DynItem>(k).ok());
