@@ -53,7 +53,8 @@ pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
     sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap()
 }
 
-/// Receives every message currently in the queue (deleting them).
+/// Receives every message currently in the queue (deleting them), with
+/// all message and system attributes.
 pub async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
     let mut all = Vec::new();
     loop {
@@ -62,6 +63,7 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::typ
             .queue_url(url)
             .max_number_of_messages(10)
             .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
             .send()
             .await
             .unwrap();

@@ -8,6 +8,8 @@ use aws_sdk_sqs::types::Message;
 use aws_smithy_types::base64;
 use serde_json::{json, Map, Value};
 
+use crate::ops::message::attributes_to_json;
+
 /// An SQS message as a record of a Lambda SQS event.
 pub(crate) fn sqs_record(msg: &Message, queue_arn: &str, region: &str) -> Value {
     let mut attributes = Map::new();
@@ -18,30 +20,9 @@ pub(crate) fn sqs_record(msg: &Message, queue_arn: &str, region: &str) -> Value 
             attributes.insert(k.as_str().to_owned(), Value::String(v.clone()));
         }
     }
-    let mut message_attributes = Map::new();
-    if let Some(attrs) = msg.message_attributes() {
-        for (name, v) in attrs {
-            let mut a = Map::new();
-            if let Some(s) = v.string_value() {
-                a.insert("stringValue".into(), Value::String(s.to_owned()));
-            }
-            if let Some(b) = v.binary_value() {
-                a.insert("binaryValue".into(), Value::String(base64::encode(b.as_ref())));
-            }
-            a.insert(
-                "stringListValues".into(),
-                Value::Array(v.string_list_values().iter().cloned().map(Value::String).collect()),
-            );
-            a.insert(
-                "binaryListValues".into(),
-                Value::Array(
-                    v.binary_list_values().iter().map(|b| Value::String(base64::encode(b.as_ref()))).collect(),
-                ),
-            );
-            a.insert("dataType".into(), Value::String(v.data_type().to_owned()));
-            message_attributes.insert(name.clone(), Value::Object(a));
-        }
-    }
+    // The shape Lambda uses (`stringValue`, `dataType`, ...), the same one
+    // the operator tool writes and reads.
+    let message_attributes = msg.message_attributes().map_or_else(|| Value::Object(Map::new()), attributes_to_json);
     json!({
         "messageId": msg.message_id().unwrap_or_default(),
         "receiptHandle": msg.receipt_handle().unwrap_or_default(),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::process::{ExitStatus, Stdio};
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::QueueAttributeName;
 use pipeline_tests::local::{endpoint, unique};
 use serde_json::{json, Value};
 
@@ -140,34 +140,7 @@ pub async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
 
 /// Receives (and deletes) every message, with all attributes.
 pub async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
-    let mut all = Vec::new();
-    loop {
-        let out = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .message_attribute_names("All")
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return all;
-        }
-        let mut delete = sqs.delete_message_batch().queue_url(url);
-        for (i, m) in messages.iter().enumerate() {
-            delete = delete.entries(
-                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .build()
-                    .unwrap(),
-            );
-        }
-        assert!(delete.send().await.unwrap().failed().is_empty());
-        all.extend(messages);
-    }
+    pipeline_tests::local::drain(sqs, url).await
 }
 
 /// A dead-letter envelope of an SQS record with this original body and
