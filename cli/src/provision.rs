@@ -228,7 +228,8 @@ fn creation_order(template: &Template) -> Result<Vec<String>, ProvisionError> {
 }
 
 /// A CloudFormation-like generated name, `<stack>-<logical id>`, cut to `max`.
-fn generated_name(stack: &str, logical_id: &str, max: usize) -> String {
+/// The name CloudFormation-like tools give a resource without one.
+pub(crate) fn generated_name(stack: &str, logical_id: &str, max: usize) -> String {
     let mut s = format!("{stack}-{logical_id}");
     s.truncate(max);
     s
@@ -622,7 +623,9 @@ async fn ensure_queue(
 
 // --------------------------------------------------------------- functions
 
-fn resolve_function(
+/// A function's name, ARN, binary, timeout, resolved environment and event
+/// mappings, given the physical names of everything it refers to.
+pub(crate) fn resolve_function(
     template: &Template,
     ctx: &StackContext,
     physical: &Physical,

@@ -17,22 +17,14 @@
 //! random suffix. The account id used in `!Sub` is the local one.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 
 use super::error::{aws_error, OpsError, Result};
-use crate::mapping::parse_event;
-use crate::provision::{FunctionInfo, ProvisionedStack, QueueInfo, TableInfo};
+use crate::provision::{generated_name, resolve_function, ProvisionedStack, QueueInfo, TableInfo};
 use crate::template::{Physical, PhysicalResource, Resolver, Resource, StackContext, Template};
-
-fn generated_name(stack: &str, logical_id: &str, max: usize) -> String {
-    let mut s = format!("{stack}-{logical_id}");
-    s.truncate(max);
-    s
-}
 
 fn as_string(v: &Value) -> Option<String> {
     match v {
@@ -158,59 +150,8 @@ pub async fn resolve_stack(sdk: &SdkConfig, template: &Template, ctx: &StackCont
     }
 
     for f in template.resources_of_type("AWS::Serverless::Function") {
-        let info = resolve_function(template, ctx, &physical, f)?;
+        let info = resolve_function(template, ctx, &physical, f).map_err(template_err)?;
         stack.functions.insert(f.logical_id.clone(), info);
     }
     Ok(stack)
-}
-
-fn resolve_function(
-    template: &Template,
-    ctx: &StackContext,
-    physical: &Physical,
-    f: &Resource,
-) -> Result<FunctionInfo> {
-    let resolver = Resolver::new(template, ctx, physical);
-    let me = physical.get(&f.logical_id).cloned().unwrap_or_default();
-    let timeout = match resolver.property(f, "Timeout").map_err(template_err)? {
-        Some(v) => as_string(&v).and_then(|s| s.parse::<u64>().ok()).unwrap_or(3),
-        None => 3,
-    };
-    let mut environment = BTreeMap::new();
-    if let Some(env) = f.raw_property("Environment") {
-        let env = resolver.resolve(&f.logical_id, "Environment", env).map_err(template_err)?;
-        if let Some(vars) = env.get("Variables").and_then(Value::as_object) {
-            for (k, v) in vars {
-                environment.insert(k.clone(), as_string(v).unwrap_or_default());
-            }
-        }
-    }
-    let mut mappings = Vec::new();
-    if let Some(serde_norway::Value::Mapping(events)) = f.raw_property("Events") {
-        for (name, ev) in events {
-            let Some(name) = name.as_str() else { continue };
-            let kind = ev.get("Type").and_then(serde_norway::Value::as_str).unwrap_or_default();
-            if kind != "SQS" && kind != "DynamoDB" {
-                continue;
-            }
-            let props = match ev.get("Properties") {
-                Some(p) => {
-                    resolver.resolve(&f.logical_id, &format!("Events.{name}.Properties"), p).map_err(template_err)?
-                }
-                None => Value::Object(Default::default()),
-            };
-            if let Some(m) = parse_event(&f.logical_id, name, kind, &props).map_err(template_err)? {
-                mappings.push(m);
-            }
-        }
-    }
-    Ok(FunctionInfo {
-        logical_id: f.logical_id.clone(),
-        name: me.ref_value.clone(),
-        arn: me.attributes.get("Arn").cloned().unwrap_or_default(),
-        binary: f.build_binary(),
-        timeout: Duration::from_secs(timeout),
-        environment,
-        mappings,
-    })
 }
