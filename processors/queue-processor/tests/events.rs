@@ -146,3 +146,43 @@ async fn fifo_groups_stop_at_a_failure_and_other_groups_go_on() {
         assert_eq!(p.store().item(id).unwrap().status, ItemStatus::Processed, "{id}");
     }
 }
+
+/// A store where another writer updates the item between our read and our
+/// write (the version condition must catch it).
+struct RacingStore(MemoryItemStore);
+
+impl queue_processor::ItemStore for RacingStore {
+    async fn get(&self, id: &str) -> Result<Option<Item>, queue_processor::StoreError> {
+        let read = self.0.get(id).await?;
+        if let Some(mut other) = read.clone() {
+            other.version += 1;
+            other.name = "changed by another writer".into();
+            self.0.insert(other);
+        }
+        Ok(read)
+    }
+
+    async fn put_if_version(&self, item: &Item, v: u64) -> Result<queue_processor::Write, queue_processor::StoreError> {
+        self.0.put_if_version(item, v).await
+    }
+
+    async fn put_audit(
+        &self,
+        audit: &pipeline_core::RemovalAudit,
+    ) -> Result<queue_processor::Write, queue_processor::StoreError> {
+        self.0.put_audit(audit).await
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_loses_the_race_is_a_stale_no_op() {
+    for quantity in [2, -2] {
+        let store = RacingStore(MemoryItemStore::new());
+        store.0.insert(pending("9", "1", quantity, 1));
+        let outcome = run_job(&store, Job::ProcessItem { item_id: "9".into(), version: 1 }, t0()).await.unwrap();
+        assert!(matches!(outcome, JobOutcome::Stale(ref why) if why.contains("changed while")), "{outcome:?}");
+        let item = store.0.item("9").unwrap();
+        assert_eq!((item.version, item.status), (2, ItemStatus::Pending), "the other writer's version stands");
+        assert_eq!(item.name, "changed by another writer");
+    }
+}
