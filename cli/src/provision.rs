@@ -110,7 +110,36 @@ pub struct ProvisionedStack {
     pub functions: BTreeMap<String, FunctionInfo>,
 }
 
+impl TableInfo {
+    /// What `!Ref` and `!GetAtt` of this table resolve to.
+    pub(crate) fn physical(&self) -> PhysicalResource {
+        let mut attributes: BTreeMap<String, String> = [("Arn".to_owned(), self.arn.clone())].into();
+        if let Some(s) = &self.stream_arn {
+            attributes.insert("StreamArn".into(), s.clone());
+        }
+        PhysicalResource { ref_value: self.name.clone(), attributes }
+    }
+}
+
+impl QueueInfo {
+    /// What `!Ref` and `!GetAtt` of this queue resolve to.
+    pub(crate) fn physical(&self) -> PhysicalResource {
+        let attributes = [
+            ("Arn".to_owned(), self.arn.clone()),
+            ("QueueName".to_owned(), self.name.clone()),
+            ("QueueUrl".to_owned(), self.url.clone()),
+        ]
+        .into();
+        PhysicalResource { ref_value: self.url.clone(), attributes }
+    }
+}
+
 impl ProvisionedStack {
+    /// A stack with nothing in it yet.
+    pub(crate) fn empty(context: &StackContext) -> Self {
+        Self { context: context.clone(), tables: BTreeMap::new(), queues: BTreeMap::new(), functions: BTreeMap::new() }
+    }
+
     /// The queue with this ARN, if the template created it.
     pub fn queue_by_arn(&self, arn: &str) -> Option<&QueueInfo> {
         self.queues.values().find(|q| q.arn == arn)
@@ -131,16 +160,44 @@ pub async fn provision(
 ) -> Result<ProvisionedStack, ProvisionError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let mut physical = Physical::default();
-    let mut stack = ProvisionedStack {
-        context: ctx.clone(),
-        tables: BTreeMap::new(),
-        queues: BTreeMap::new(),
-        functions: BTreeMap::new(),
-    };
+    let mut physical = function_names(template, ctx)?;
+    let mut stack = ProvisionedStack::empty(ctx);
 
-    // Function names and ARNs first: they need nothing else, and queue or
-    // table settings may (rarely) mention them.
+    for other in template.resources().values() {
+        if other.kind == "AWS::Lambda::EventSourceMapping" {
+            tracing::warn!(resource = %other.logical_id, "AWS::Lambda::EventSourceMapping resources are not emulated; use the function's SAM Events");
+        }
+    }
+
+    for id in creation_order(template)? {
+        let Some(resource) = template.resource(&id) else { continue };
+        match resource.kind.as_str() {
+            TABLE => {
+                let info = ensure_table(&dynamodb, template, ctx, &physical, resource).await?;
+                physical.insert(id.clone(), info.physical());
+                stack.tables.insert(id, info);
+            }
+            QUEUE => {
+                let info = ensure_queue(&sqs, template, ctx, &physical, resource).await?;
+                physical.insert(id.clone(), info.physical());
+                stack.queues.insert(id, info);
+            }
+            _ => {}
+        }
+    }
+
+    for f in template.resources_of_type(FUNCTION) {
+        let info = resolve_function(template, ctx, &physical, f)?;
+        stack.functions.insert(f.logical_id.clone(), info);
+    }
+    Ok(stack)
+}
+
+/// The functions' names and ARNs (`FunctionName`, or the generated name):
+/// they need nothing else, and queue or table settings may (rarely) mention
+/// them, so they are resolved first.
+pub(crate) fn function_names(template: &Template, ctx: &StackContext) -> Result<Physical, ProvisionError> {
+    let mut physical = Physical::default();
     for f in template.resources_of_type(FUNCTION) {
         let resolver = Resolver::new(template, ctx, &physical);
         let name = match resolver.property(f, "FunctionName")? {
@@ -154,44 +211,7 @@ pub async fn provision(
             PhysicalResource { ref_value: name, attributes: [("Arn".to_owned(), arn)].into() },
         );
     }
-    for other in template.resources().values() {
-        if other.kind == "AWS::Lambda::EventSourceMapping" {
-            tracing::warn!(resource = %other.logical_id, "AWS::Lambda::EventSourceMapping resources are not emulated; use the function's SAM Events");
-        }
-    }
-
-    for id in creation_order(template)? {
-        let Some(resource) = template.resource(&id) else { continue };
-        match resource.kind.as_str() {
-            TABLE => {
-                let info = ensure_table(&dynamodb, template, ctx, &physical, resource).await?;
-                let mut attributes: BTreeMap<String, String> = [("Arn".to_owned(), info.arn.clone())].into();
-                if let Some(s) = &info.stream_arn {
-                    attributes.insert("StreamArn".into(), s.clone());
-                }
-                physical.insert(id.clone(), PhysicalResource { ref_value: info.name.clone(), attributes });
-                stack.tables.insert(id, info);
-            }
-            QUEUE => {
-                let info = ensure_queue(&sqs, template, ctx, &physical, resource).await?;
-                let attributes = [
-                    ("Arn".to_owned(), info.arn.clone()),
-                    ("QueueName".to_owned(), info.name.clone()),
-                    ("QueueUrl".to_owned(), info.url.clone()),
-                ]
-                .into();
-                physical.insert(id.clone(), PhysicalResource { ref_value: info.url.clone(), attributes });
-                stack.queues.insert(id, info);
-            }
-            _ => {}
-        }
-    }
-
-    for f in template.resources_of_type(FUNCTION) {
-        let info = resolve_function(template, ctx, &physical, f)?;
-        stack.functions.insert(f.logical_id.clone(), info);
-    }
-    Ok(stack)
+    Ok(physical)
 }
 
 /// Tables and queues, dependencies first (Kahn's algorithm, ties broken by

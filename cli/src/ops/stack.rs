@@ -16,15 +16,13 @@
 //! `QueueName` (this one does): CloudFormation's generated names carry a
 //! random suffix. The account id used in `!Sub` is the local one.
 
-use std::collections::BTreeMap;
-
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 
 use super::error::{aws_error, OpsError, Result};
-use crate::provision::{generated_name, resolve_function, ProvisionedStack, QueueInfo, TableInfo};
-use crate::template::{Physical, PhysicalResource, Resolver, Resource, StackContext, Template};
+use crate::provision::{function_names, generated_name, resolve_function, ProvisionedStack, QueueInfo, TableInfo};
+use crate::template::{Resolver, Resource, StackContext, Template};
 
 fn as_string(v: &Value) -> Option<String> {
     match v {
@@ -60,26 +58,8 @@ fn missing(kind: &str, name: &str, r: &Resource, ctx: &StackContext, e: OpsError
 pub async fn resolve_stack(sdk: &SdkConfig, template: &Template, ctx: &StackContext) -> Result<ProvisionedStack> {
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let mut physical = Physical::default();
-    let mut stack = ProvisionedStack {
-        context: ctx.clone(),
-        tables: BTreeMap::new(),
-        queues: BTreeMap::new(),
-        functions: BTreeMap::new(),
-    };
-
-    for f in template.resources_of_type("AWS::Serverless::Function") {
-        let resolver = Resolver::new(template, ctx, &physical);
-        let name = match resolver.property(f, "FunctionName").map_err(template_err)? {
-            Some(v) => as_string(&v).unwrap_or_default(),
-            None => generated_name(&ctx.stack_name, &f.logical_id, 64),
-        };
-        let arn = format!("arn:{}:lambda:{}:{}:function:{name}", ctx.partition(), ctx.region, ctx.account_id);
-        physical.insert(
-            f.logical_id.clone(),
-            PhysicalResource { ref_value: name, attributes: [("Arn".to_owned(), arn)].into() },
-        );
-    }
+    let mut physical = function_names(template, ctx).map_err(template_err)?;
+    let mut stack = ProvisionedStack::empty(ctx);
 
     for t in template.resources_of_type("AWS::DynamoDB::Table") {
         let resolver = Resolver::new(template, ctx, &physical);
@@ -96,15 +76,9 @@ pub async fn resolve_stack(sdk: &SdkConfig, template: &Template, ctx: &StackCont
         let d = out.table.unwrap_or_else(|| aws_sdk_dynamodb::types::TableDescription::builder().build());
         let arn = d.table_arn().unwrap_or_default().to_owned();
         let stream_arn = d.latest_stream_arn().map(str::to_owned);
-        let mut attributes: BTreeMap<String, String> = [("Arn".to_owned(), arn.clone())].into();
-        if let Some(s) = &stream_arn {
-            attributes.insert("StreamArn".into(), s.clone());
-        }
-        physical.insert(t.logical_id.clone(), PhysicalResource { ref_value: name.clone(), attributes });
-        stack.tables.insert(
-            t.logical_id.clone(),
-            TableInfo { logical_id: t.logical_id.clone(), name, arn, stream_arn, created: false },
-        );
+        let info = TableInfo { logical_id: t.logical_id.clone(), name, arn, stream_arn, created: false };
+        physical.insert(t.logical_id.clone(), info.physical());
+        stack.tables.insert(t.logical_id.clone(), info);
     }
 
     for q in template.resources_of_type("AWS::SQS::Queue") {
@@ -131,22 +105,9 @@ pub async fn resolve_stack(sdk: &SdkConfig, template: &Template, ctx: &StackCont
             .await
             .map_err(|e| aws_error("sqs:GetQueueAttributes", &url, &e))?;
         let arn = attrs.attributes.and_then(|mut a| a.remove(&QueueAttributeName::QueueArn)).unwrap_or_default();
-        physical.insert(
-            q.logical_id.clone(),
-            PhysicalResource {
-                ref_value: url.clone(),
-                attributes: [
-                    ("Arn".to_owned(), arn.clone()),
-                    ("QueueName".to_owned(), name.clone()),
-                    ("QueueUrl".to_owned(), url.clone()),
-                ]
-                .into(),
-            },
-        );
-        stack.queues.insert(
-            q.logical_id.clone(),
-            QueueInfo { logical_id: q.logical_id.clone(), name, url, arn, fifo, created: false },
-        );
+        let info = QueueInfo { logical_id: q.logical_id.clone(), name, url, arn, fifo, created: false };
+        physical.insert(q.logical_id.clone(), info.physical());
+        stack.queues.insert(q.logical_id.clone(), info);
     }
 
     for f in template.resources_of_type("AWS::Serverless::Function") {
