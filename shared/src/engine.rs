@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::Utc;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use serde::de::DeserializeOwned;
 use serde_dynamo::Item as DynItem;
 use serde_json::value::RawValue;
@@ -43,8 +43,8 @@ use crate::dlq::{
 };
 use crate::error::{BatchError, DecodeError, RecordError, RecordRef};
 use crate::producer::{OutgoingMessage, Producer, SqsTransport};
-use crate::sqs::{decode_sqs_record, sqs_header, Message, SqsEvent};
-use crate::stream::{decode_stream_record, stream_header, StreamEvent, StreamRecord};
+use crate::sqs::{decode_sqs_message, sqs_header, Message, SqsEvent};
+use crate::stream::{decode_stream_record, stream_header, stream_plan, StreamEvent, StreamRecord};
 
 /// How the engine runs a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,20 +269,67 @@ enum Mode {
     Stream,
 }
 
+/// One record as the engine schedules it. Only what scheduling needs is
+/// read up front; identifiers, the ARN and the rest are read from the raw
+/// record again on the rare paths that need them (a failure to report, a
+/// letter to write), so that a batch that succeeds allocates nothing for
+/// them.
 struct Unit<R> {
-    reference: RecordRef,
-    /// The `itemIdentifier` Lambda accepts for this record.
-    identifier: Option<String>,
+    /// FIFO message group or canonical item key: records with the same one
+    /// run in order.
     group: Option<String>,
     label: &'static str,
-    source_kind: SourceKind,
-    source_arn: Option<String>,
-    attempts: Option<u32>,
-    raw: Box<RawValue>,
-    /// Decodes the record when it runs, so that a batch never holds every
-    /// decoded record at once (the header fields above are read up front).
-    decode: fn(usize, &RawValue) -> Result<R, DecodeError>,
     filtered: bool,
+    /// The decoded record, when it was decoded up front (SQS). Stream
+    /// records are decoded when they run, so that a batch never holds every
+    /// decoded record at once.
+    ready: Mutex<Option<Result<R, DecodeError>>>,
+}
+
+/// Where a batch came from, and how its records are read.
+struct Source<'e, R> {
+    kind: SourceKind,
+    raw: &'e [Box<RawValue>],
+    decode: fn(usize, &RawValue) -> Result<R, DecodeError>,
+    /// The decoded record's identifier, for the record's span.
+    id_of: fn(&R) -> &str,
+}
+
+/// What the rare paths need to know about a record.
+struct Identity {
+    reference: RecordRef,
+    identifier: Option<String>,
+    group: Option<String>,
+    arn: Option<String>,
+    attempts: Option<u32>,
+}
+
+impl<R> Source<'_, R> {
+    fn identity(&self, index: usize) -> Identity {
+        let raw = &self.raw[index];
+        match self.kind {
+            SourceKind::Sqs => {
+                let h = sqs_header(index, raw);
+                Identity {
+                    identifier: h.reference.message_id.clone(),
+                    reference: h.reference,
+                    group: h.group_id,
+                    arn: h.source_arn,
+                    attempts: h.receive_count,
+                }
+            }
+            SourceKind::DynamodbStream => {
+                let h = stream_header(index, raw);
+                Identity {
+                    identifier: h.reference.sequence_number.clone(),
+                    reference: h.reference,
+                    group: h.key,
+                    arn: h.source_arn,
+                    attempts: None,
+                }
+            }
+        }
+    }
 }
 
 fn decode_stream<T: DeserializeOwned>(index: usize, raw: &RawValue) -> Result<StreamRecord<T>, DecodeError> {
@@ -290,7 +337,54 @@ fn decode_stream<T: DeserializeOwned>(index: usize, raw: &RawValue) -> Result<St
 }
 
 fn decode_sqs<T: DeserializeOwned>(index: usize, raw: &RawValue) -> Result<Message<T>, DecodeError> {
-    decode_sqs_record::<T>(index, raw).1
+    decode_sqs_message::<T>(index, raw).map_err(|failed| failed.1)
+}
+
+/// The order in which groups run: `members[starts[g]..starts[g + 1]]` are
+/// the record indices of group `g`, in batch order; groups are numbered in
+/// order of first appearance. `None` when every record is its own group.
+struct Schedule {
+    members: Vec<u32>,
+    starts: Vec<u32>,
+}
+
+impl Schedule {
+    fn of<R>(units: &[Unit<R>], mode: Mode) -> Option<Self> {
+        if mode == Mode::Independent {
+            return None;
+        }
+        let mut by_key: HashMap<&str, u32> = HashMap::with_capacity(units.len());
+        let mut group_of: Vec<u32> = Vec::with_capacity(units.len());
+        let mut sizes: Vec<u32> = Vec::new();
+        for unit in units {
+            let g = match &unit.group {
+                Some(key) => *by_key.entry(key.as_str()).or_insert_with(|| {
+                    sizes.push(0);
+                    (sizes.len() - 1) as u32
+                }),
+                None => {
+                    sizes.push(0);
+                    (sizes.len() - 1) as u32
+                }
+            };
+            sizes[g as usize] += 1;
+            group_of.push(g);
+        }
+        let mut starts: Vec<u32> = Vec::with_capacity(sizes.len() + 1);
+        let mut at = 0;
+        for size in &sizes {
+            starts.push(at);
+            at += size;
+        }
+        starts.push(at);
+        let mut fill: Vec<u32> = starts[..sizes.len()].to_vec();
+        let mut members = vec![0u32; units.len()];
+        for (index, g) in group_of.into_iter().enumerate() {
+            members[fill[g as usize] as usize] = index as u32;
+            fill[g as usize] += 1;
+        }
+        Some(Self { members, starts })
+    }
 }
 
 impl<S: DeadLetterSink> BatchProcessor<S> {
@@ -368,9 +462,15 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         F: Fn(Message<T>) -> Fut,
         Fut: Future<Output = Result<(), RecordError>>,
     {
-        let (units, mode) = sqs_units::<T>(event);
-        let (outcomes, meta) = self.execute(units, mode, deadline, &|_, m| handler(m)).await;
-        self.finish(outcomes, &meta, mode)
+        let (units, mode) = sqs_units::<T>(&event.records);
+        let source = Source {
+            kind: SourceKind::Sqs,
+            raw: &event.records,
+            decode: decode_sqs::<T>,
+            id_of: |m| &m.meta.message_id,
+        };
+        let outcomes = self.execute(&source, units, mode, deadline, &|_, m| handler(m)).await;
+        self.finish(&source, outcomes, mode)
     }
 
     /// Like [`process_stream`](Self::process_stream), returning every
@@ -386,9 +486,15 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         F: Fn(StreamRecord<T>) -> Fut,
         Fut: Future<Output = Result<(), RecordError>>,
     {
-        let units = self.stream_units::<T>(event);
-        let (outcomes, meta) = self.execute(units, Mode::Stream, deadline, &|_, r| handler(r)).await;
-        self.finish(outcomes, &meta, Mode::Stream)
+        let units = self.stream_units(&event.records);
+        let source = Source {
+            kind: SourceKind::DynamodbStream,
+            raw: &event.records,
+            decode: decode_stream::<T>,
+            id_of: |r| &r.meta.sequence_number,
+        };
+        let outcomes = self.execute(&source, units, Mode::Stream, deadline, &|_, r| handler(r)).await;
+        self.finish(&source, outcomes, Mode::Stream)
     }
 
     /// Processes a stream batch whose handler turns records into messages
@@ -414,7 +520,13 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         Fut: Future<Output = Result<Vec<OutgoingMessage>, RecordError>>,
         Q: SqsTransport,
     {
-        let units = self.stream_units::<T>(event);
+        let units = self.stream_units(&event.records);
+        let source = Source {
+            kind: SourceKind::DynamodbStream,
+            raw: &event.records,
+            decode: decode_stream::<T>,
+            id_of: |r| &r.meta.sequence_number,
+        };
         let outbox: Mutex<Vec<(usize, OutgoingMessage)>> = Mutex::new(Vec::new());
         let collect = |index: usize, record: StreamRecord<T>| {
             let produced = handler(record);
@@ -425,7 +537,7 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
                 Ok(())
             }
         };
-        let (mut outcomes, meta) = self.execute(units, Mode::Stream, deadline, &collect).await;
+        let mut outcomes = self.execute(&source, units, Mode::Stream, deadline, &collect).await;
         let (owners, messages): (Vec<usize>, Vec<OutgoingMessage>) =
             outbox.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().unzip();
         if !messages.is_empty() {
@@ -433,89 +545,77 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
             for (position, reason) in sent.failed {
                 let index = owners[position];
                 if outcomes[index] == RecordOutcome::Succeeded {
-                    warn!(record = %meta[index].0, %reason, "message not sent; the record will be retried");
+                    let record = source.identity(index).reference;
+                    warn!(%record, %reason, "message not sent; the record will be retried");
                     outcomes[index] = RecordOutcome::Failed { reason: format!("message not sent: {reason}") };
                 }
             }
         }
-        self.finish(outcomes, &meta, Mode::Stream)
+        self.finish(&source, outcomes, Mode::Stream)
     }
 
-    fn stream_units<T: DeserializeOwned>(&self, event: StreamEvent) -> Vec<Unit<StreamRecord<T>>> {
-        event
-            .records
-            .into_iter()
+    fn stream_units<R>(&self, records: &[Box<RawValue>]) -> Vec<Unit<R>> {
+        records
+            .iter()
             .enumerate()
             .map(|(index, raw)| {
-                let header = stream_header(index, &raw);
-                let label = match header.event_name.as_deref() {
+                let plan = stream_plan(index, raw, self.key_filter.is_some());
+                let label = match plan.event_name.as_deref() {
                     Some("INSERT") => "INSERT",
                     Some("MODIFY") => "MODIFY",
                     Some("REMOVE") => "REMOVE",
                     _ => "unknown",
                 };
-                let filtered = match (&self.key_filter, &header.keys) {
+                let filtered = match (&self.key_filter, &plan.keys) {
                     (Some(keep), Some(keys)) => !keep(keys),
                     _ => false,
                 };
-                Unit {
-                    identifier: header.reference.sequence_number.clone(),
-                    reference: header.reference,
-                    group: header.key,
-                    label,
-                    source_kind: SourceKind::DynamodbStream,
-                    source_arn: header.source_arn,
-                    attempts: None,
-                    raw,
-                    decode: decode_stream::<T>,
-                    filtered,
-                }
+                Unit { group: plan.key, label, filtered, ready: Mutex::new(None) }
             })
             .collect()
     }
 
-    /// Runs every unit with the ordering `mode` demands.
+    /// Runs every unit with the ordering `mode` demands: a fixed pool of
+    /// `max_concurrency` workers takes groups in order of first appearance
+    /// and runs each group's records in batch order. Returns one outcome per
+    /// record.
     async fn execute<R, F, Fut>(
         &self,
+        source: &Source<'_, R>,
         units: Vec<Unit<R>>,
         mode: Mode,
         deadline: Deadline,
         handler: &F,
-    ) -> (Vec<RecordOutcome>, Vec<(RecordRef, Option<String>)>)
+    ) -> Vec<RecordOutcome>
     where
         F: Fn(usize, R) -> Fut,
         Fut: Future<Output = Result<(), RecordError>>,
     {
         let received = units.len();
-        let meta: Vec<(RecordRef, Option<String>)> =
-            units.iter().map(|u| (u.reference.clone(), u.identifier.clone())).collect();
-
-        // Split into groups that run in order; keep the order of first
-        // appearance so that output is deterministic.
-        let mut groups: Vec<Vec<Unit<R>>> = Vec::new();
-        let mut by_key: HashMap<String, usize> = HashMap::new();
-        for unit in units {
-            match (&unit.group, mode) {
-                (Some(key), Mode::Groups | Mode::Stream) => match by_key.get(key) {
-                    Some(&g) => groups[g].push(unit),
-                    None => {
-                        by_key.insert(key.clone(), groups.len());
-                        groups.push(vec![unit]);
-                    }
-                },
-                _ => groups.push(vec![unit]),
-            }
-        }
-
+        let schedule = Schedule::of(&units, mode);
+        let groups = schedule.as_ref().map_or(received, |s| s.starts.len() - 1);
         let cutoff = deadline.cutoff(self.config.deadline_margin);
         let lowest_failure = AtomicUsize::new(usize::MAX);
-        let lowest_failure = &lowest_failure;
-        let results: Vec<Vec<(usize, RecordOutcome)>> = futures::stream::iter(groups)
-            .map(|group| async move {
-                let mut out = Vec::with_capacity(group.len());
+        let next_group = AtomicUsize::new(0);
+        let (units, schedule, lowest_failure, next_group) = (&units, &schedule, &lowest_failure, &next_group);
+
+        let worker = || async move {
+            let mut out: Vec<(u32, RecordOutcome)> = Vec::new();
+            loop {
+                let g = next_group.fetch_add(1, Ordering::Relaxed);
+                if g >= groups {
+                    break;
+                }
+                let members: &[u32] = match schedule {
+                    Some(s) => &s.members[s.starts[g] as usize..s.starts[g + 1] as usize],
+                    None => &[],
+                };
+                let single = [g as u32];
+                let members = if schedule.is_some() { members } else { &single[..] };
                 let mut group_failed = false;
-                for unit in group {
-                    let index = unit.reference.index;
+                for &index in members {
+                    let index = index as usize;
+                    let unit = &units[index];
                     let outcome = if unit.filtered {
                         RecordOutcome::Filtered
                     } else if group_failed {
@@ -525,34 +625,32 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
                     } else if cutoff.is_some_and(|c| Instant::now() >= c) {
                         RecordOutcome::Skipped(SkipReason::Deadline)
                     } else {
-                        self.run_unit(unit, handler).await
+                        self.run_unit(source, index, unit, handler).await
                     };
                     if !outcome.is_handled() && mode != Mode::Independent {
                         group_failed = true;
                         lowest_failure.fetch_min(index, Ordering::SeqCst);
                     }
-                    out.push((index, outcome));
+                    out.push((index as u32, outcome));
                 }
-                out
-            })
-            .buffer_unordered(self.config.max_concurrency.max(1))
-            .collect()
-            .await;
+            }
+            out
+        };
+        let workers = self.config.max_concurrency.clamp(1, groups.max(1));
+        let results = futures::future::join_all((0..workers).map(|_| worker())).await;
 
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; received];
         for (index, outcome) in results.into_iter().flatten() {
-            outcomes[index] = Some(outcome);
+            outcomes[index as usize] = Some(outcome);
         }
-        let outcomes =
-            outcomes.into_iter().map(|o| o.unwrap_or(RecordOutcome::Skipped(SkipReason::Deadline))).collect();
-        (outcomes, meta)
+        outcomes.into_iter().map(|o| o.unwrap_or(RecordOutcome::Skipped(SkipReason::Deadline))).collect()
     }
 
     /// Counts, logs and builds the response.
-    fn finish(
+    fn finish<R>(
         &self,
+        source: &Source<'_, R>,
         outcomes: Vec<RecordOutcome>,
-        meta: &[(RecordRef, Option<String>)],
         mode: Mode,
     ) -> Result<BatchReport, BatchError> {
         let received = outcomes.len();
@@ -574,17 +672,17 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         if mode == Mode::Stream {
             to_report.truncate(1);
         }
-        let (field, source) = match mode {
+        let (field, source_name) = match mode {
             Mode::Stream => ("dynamodb.SequenceNumber", "dynamodb_stream"),
             Mode::Independent | Mode::Groups => ("messageId", "sqs"),
         };
         let mut item_failures: Vec<String> = Vec::with_capacity(to_report.len());
         for i in to_report {
-            let (reference, identifier) = &meta[i];
+            let Identity { reference, identifier, .. } = source.identity(i);
             match identifier {
                 Some(id) if !id.is_empty() => {
-                    if !item_failures.contains(id) {
-                        item_failures.push(id.clone());
+                    if !item_failures.contains(&id) {
+                        item_failures.push(id);
                     }
                 }
                 _ => {
@@ -593,7 +691,7 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
                         other => format!("{other:?}"),
                     };
                     error!(record = %reference, field, %reason, "failed record has no identifier; failing the invocation");
-                    return Err(BatchError::Unidentifiable { record: reference.clone(), field, reason });
+                    return Err(BatchError::Unidentifiable { record: reference, field, reason });
                 }
             }
         }
@@ -601,7 +699,7 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         info!(
             target: "pipeline_core::batch",
             processor = %self.info.name,
-            source,
+            source = source_name,
             received = summary.received,
             succeeded = summary.succeeded,
             retried = summary.retried,
@@ -618,30 +716,34 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         Ok(BatchReport { outcomes, item_failures, summary })
     }
 
-    async fn run_unit<R, F, Fut>(&self, unit: Unit<R>, handler: &F) -> RecordOutcome
+    async fn run_unit<R, F, Fut>(
+        &self,
+        source: &Source<'_, R>,
+        index: usize,
+        unit: &Unit<R>,
+        handler: &F,
+    ) -> RecordOutcome
     where
         F: Fn(usize, R) -> Fut,
         Fut: Future<Output = Result<(), RecordError>>,
     {
-        let span = info_span!(
-            "record",
-            index = unit.reference.index,
-            id = unit.identifier.as_deref().unwrap_or(""),
-            event = unit.label,
-        );
-        let Unit { reference, identifier, group, source_kind: kind, source_arn, attempts, raw, decode, .. } = unit;
-        let index = reference.index;
+        let span = info_span!("record", index, id = tracing::field::Empty, event = unit.label);
+        let ready = unit.ready.lock().unwrap_or_else(|p| p.into_inner()).take();
         async move {
-            let result = match decode(index, &raw) {
+            let decoded = ready.unwrap_or_else(|| (source.decode)(index, &source.raw[index]));
+            let result = match decoded {
                 Err(err) => Err(RecordError::from(err)),
-                Ok(record) => match AssertUnwindSafe(async { handler(index, record).await }).catch_unwind().await {
-                    Ok(result) => result,
-                    Err(panic) => {
-                        let message = panic_message(panic.as_ref());
-                        error!(panic = %message, "handler panicked; the record will be retried");
-                        return RecordOutcome::Failed { reason: format!("handler panicked: {message}") };
+                Ok(record) => {
+                    tracing::Span::current().record("id", (source.id_of)(&record));
+                    match AssertUnwindSafe(async { handler(index, record).await }).catch_unwind().await {
+                        Ok(result) => result,
+                        Err(panic) => {
+                            let message = panic_message(panic.as_ref());
+                            error!(panic = %message, "handler panicked; the record will be retried");
+                            return RecordOutcome::Failed { reason: format!("handler panicked: {message}") };
+                        }
                     }
-                },
+                }
             };
             match result {
                 Ok(()) => RecordOutcome::Succeeded,
@@ -649,68 +751,77 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
                     warn!(error = %err, "record failed; it will be retried");
                     RecordOutcome::Failed { reason: err.to_string() }
                 }
-                Err(RecordError::Permanent { kind: error_kind, source }) => {
-                    let letter = DeadLetter {
-                        schema: ENVELOPE_SCHEMA.to_owned(),
-                        schema_version: ENVELOPE_VERSION,
-                        source: DeadLetterSource { kind, arn: source_arn, record_id: identifier, group },
-                        error: DeadLetterError { kind: error_kind.into_owned(), message: source.to_string() },
-                        processor: self.info.clone(),
-                        attempts,
-                        first_failed_at: Utc::now(),
-                        dead_lettered_at: Utc::now(),
-                        record: raw,
-                    };
-                    match self.sink.send(&letter).await {
-                        Ok(()) => {
-                            warn!(record = %reference, kind = %letter.error.kind, error = %letter.error.message, "record dead-lettered");
-                            RecordOutcome::DeadLettered { kind: letter.error.kind }
-                        }
-                        Err(sink_err) => {
-                            error!(
-                                record = %reference,
-                                kind = %letter.error.kind,
-                                error = %letter.error.message,
-                                sink_error = %sink_err,
-                                "dead-letter sink failed; the record will be retried instead"
-                            );
-                            RecordOutcome::Failed {
-                                reason: format!(
-                                    "permanent failure ({}: {}) not dead-lettered: {sink_err}",
-                                    letter.error.kind, letter.error.message
-                                ),
-                            }
-                        }
-                    }
+                Err(RecordError::Permanent { kind: error_kind, source: error }) => {
+                    self.dead_letter(source, index, error_kind.into_owned(), error.to_string()).await
                 }
             }
         }
         .instrument(span)
         .await
     }
+
+    /// Stores a record that can never succeed in the dead-letter sink, or
+    /// fails it for a retry when the sink fails.
+    async fn dead_letter<R>(
+        &self,
+        source: &Source<'_, R>,
+        index: usize,
+        kind: String,
+        message: String,
+    ) -> RecordOutcome {
+        let Identity { reference, identifier, group, arn, attempts } = source.identity(index);
+        let letter = DeadLetter {
+            schema: ENVELOPE_SCHEMA.to_owned(),
+            schema_version: ENVELOPE_VERSION,
+            source: DeadLetterSource { kind: source.kind, arn, record_id: identifier, group },
+            error: DeadLetterError { kind, message },
+            processor: self.info.clone(),
+            attempts,
+            first_failed_at: Utc::now(),
+            dead_lettered_at: Utc::now(),
+            record: source.raw[index].clone(),
+        };
+        match self.sink.send(&letter).await {
+            Ok(()) => {
+                warn!(record = %reference, kind = %letter.error.kind, error = %letter.error.message, "record dead-lettered");
+                RecordOutcome::DeadLettered { kind: letter.error.kind }
+            }
+            Err(sink_err) => {
+                error!(
+                    record = %reference,
+                    kind = %letter.error.kind,
+                    error = %letter.error.message,
+                    sink_error = %sink_err,
+                    "dead-letter sink failed; the record will be retried instead"
+                );
+                RecordOutcome::Failed {
+                    reason: format!(
+                        "permanent failure ({}: {}) not dead-lettered: {sink_err}",
+                        letter.error.kind, letter.error.message
+                    ),
+                }
+            }
+        }
+    }
 }
 
-fn sqs_units<T: DeserializeOwned>(event: SqsEvent) -> (Vec<Unit<Message<T>>>, Mode) {
+/// SQS records are decoded up front, in one pass each: the decoded message
+/// says whether the queue is FIFO and which group a message belongs to.
+fn sqs_units<T: DeserializeOwned>(records: &[Box<RawValue>]) -> (Vec<Unit<Message<T>>>, Mode) {
     let mut fifo = false;
-    let units = event
-        .records
-        .into_iter()
+    let units = records
+        .iter()
         .enumerate()
         .map(|(index, raw)| {
-            let header = sqs_header(index, &raw);
-            fifo |= header.group_id.is_some() || header.source_arn.as_deref().is_some_and(|a| a.ends_with(".fifo"));
-            Unit {
-                identifier: header.reference.message_id.clone(),
-                reference: header.reference,
-                group: header.group_id,
-                label: "message",
-                source_kind: SourceKind::Sqs,
-                source_arn: header.source_arn,
-                attempts: header.receive_count,
-                raw,
-                decode: decode_sqs::<T>,
-                filtered: false,
-            }
+            let decoded = decode_sqs_message::<T>(index, raw);
+            let (group, arn) = match &decoded {
+                Ok(message) => (message.meta.group_id.as_deref(), message.meta.event_source_arn.as_deref()),
+                Err(failed) => (failed.0.group_id.as_deref(), failed.0.source_arn.as_deref()),
+            };
+            let group = group.filter(|g| !g.is_empty()).map(str::to_owned);
+            fifo |= group.is_some() || arn.is_some_and(|a| a.ends_with(".fifo"));
+            let decoded = decoded.map_err(|failed| failed.1);
+            Unit { group, label: "message", filtered: false, ready: Mutex::new(Some(decoded)) }
         })
         .collect();
     (units, if fifo { Mode::Groups } else { Mode::Independent })

@@ -11,6 +11,7 @@
 //! which names the path at fault; both give the same value for any record
 //! the fast path accepts (`shared/tests/differential*.rs`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::SqsMessageAttribute;
@@ -107,7 +108,7 @@ fn as_text(v: Option<&serde_json::Value>) -> Option<String> {
     }
 }
 
-fn millis(s: Option<&String>) -> Option<DateTime<Utc>> {
+fn millis(s: Option<&str>) -> Option<DateTime<Utc>> {
     s.and_then(|s| s.parse::<i64>().ok()).and_then(DateTime::from_timestamp_millis)
 }
 
@@ -173,28 +174,29 @@ struct FastMessage<'a> {
     receipt_handle: Option<String>,
     #[serde(default, borrow)]
     body: Option<Text<'a>>,
-    #[serde(default)]
-    attributes: Known,
+    #[serde(default, borrow)]
+    attributes: Known<'a>,
     #[serde(default)]
     message_attributes: HashMap<String, SqsMessageAttribute>,
     #[serde(rename = "eventSourceARN", default)]
     event_source_arn: Option<String>,
 }
 
-/// The SQS attributes the processors read. A repeated name keeps its last
-/// value, as the reference's `HashMap` does.
+/// The SQS attributes the processors read, borrowed from the record where
+/// they have no escapes. A repeated name keeps its last value, as the
+/// reference's `HashMap` does.
 #[derive(Default)]
-struct Known {
-    receive_count: Option<String>,
-    sent_timestamp: Option<String>,
-    first_received: Option<String>,
-    group_id: Option<String>,
-    deduplication_id: Option<String>,
-    sequence_number: Option<String>,
+struct Known<'a> {
+    receive_count: Option<Cow<'a, str>>,
+    sent_timestamp: Option<Cow<'a, str>>,
+    first_received: Option<Cow<'a, str>>,
+    group_id: Option<Cow<'a, str>>,
+    deduplication_id: Option<Cow<'a, str>>,
+    sequence_number: Option<Cow<'a, str>>,
 }
 
-impl Known {
-    fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+impl<'a> Known<'a> {
+    fn slot(&mut self, name: &str) -> Option<&mut Option<Cow<'a, str>>> {
         Some(match name {
             "ApproximateReceiveCount" => &mut self.receive_count,
             "SentTimestamp" => &mut self.sent_timestamp,
@@ -217,41 +219,41 @@ impl Known {
             "SequenceNumber",
         ] {
             if let Some(slot) = known.slot(name) {
-                *slot = map.remove(name);
+                *slot = map.remove(name).map(Cow::Owned);
             }
         }
         known
     }
 }
 
-impl<'de> Deserialize<'de> for Known {
+impl<'de: 'a, 'a> Deserialize<'de> for Known<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Known;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Known<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a map")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Known, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Known<'a>, A::Error> {
                 let mut known = Known::default();
                 while let Some(name) = map.next_key::<Text<'de>>()? {
                     let value = map.next_value::<Text<'de>>()?;
                     if let Some(slot) = known.slot(name.as_str()) {
-                        *slot = Some(value.into_owned());
+                        *slot = Some(value.0);
                     }
                 }
                 Ok(known)
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(V(std::marker::PhantomData))
     }
 }
 
 /// A parsed envelope, from either path.
-struct Envelope {
+struct Envelope<'a> {
     message_id: Option<String>,
     receipt_handle: Option<String>,
-    attributes: Known,
+    attributes: Known<'a>,
     message_attributes: HashMap<String, SqsMessageAttribute>,
     event_source_arn: Option<String>,
 }
@@ -261,7 +263,39 @@ pub(crate) fn decode_sqs_record<T: DeserializeOwned>(
     index: usize,
     raw: &RawValue,
 ) -> (SqsHeader, Result<Message<T>, DecodeError>) {
+    match decode_sqs_message(index, raw) {
+        Ok(message) => (header_of(index, &message.meta), Ok(message)),
+        Err(failed) => (failed.0, Err(failed.1)),
+    }
+}
+
+/// A record that did not decode: its header and the error (boxed: the
+/// success path must stay small).
+pub(crate) type Failed = Box<(SqsHeader, DecodeError)>;
+
+/// The header of a record that decoded, from its metadata.
+fn header_of(index: usize, meta: &MessageMeta) -> SqsHeader {
+    SqsHeader {
+        reference: RecordRef { index, message_id: Some(meta.message_id.clone()), ..RecordRef::default() },
+        group_id: meta.group_id.clone(),
+        source_arn: meta.event_source_arn.clone(),
+        receive_count: Some(meta.receive_count),
+    }
+}
+
+/// Decodes one raw SQS record; the header is built only for a record that
+/// fails (one that decodes carries the same fields in its metadata).
+pub(crate) fn decode_sqs_message<T: DeserializeOwned>(index: usize, raw: &RawValue) -> Result<Message<T>, Failed> {
     if let Ok(record) = serde_json::from_str::<FastMessage<'_>>(raw.get()) {
+        // A body that does not decode goes to the reference path for its
+        // error; so does everything else that fails here.
+        let body = match record.body {
+            None => None,
+            Some(body) => match fast_body::<T>(body.as_str()) {
+                Some(value) => Some(Ok(value)),
+                None => return reference_sqs_record(index, raw),
+            },
+        };
         let envelope = Envelope {
             message_id: record.message_id,
             receipt_handle: record.receipt_handle,
@@ -269,12 +303,7 @@ pub(crate) fn decode_sqs_record<T: DeserializeOwned>(
             message_attributes: record.message_attributes,
             event_source_arn: record.event_source_arn,
         };
-        // A body that does not decode goes to the reference path for its
-        // error; so does everything else that fails here.
-        let body = record.body.map(|body| fast_body::<T>(body.as_str()).ok_or(()));
-        if !matches!(body, Some(Err(()))) {
-            return assemble(index, envelope, body.map(|b| b.map_err(|()| (String::new(), String::new()))));
-        }
+        return assemble(index, envelope, body);
     }
     reference_sqs_record(index, raw)
 }
@@ -288,10 +317,7 @@ fn fast_body<T: DeserializeOwned>(body: &str) -> Option<T> {
 
 /// The reference path: `serde_path_to_error` over the envelope, then over
 /// the body.
-fn reference_sqs_record<T: DeserializeOwned>(
-    index: usize,
-    raw: &RawValue,
-) -> (SqsHeader, Result<Message<T>, DecodeError>) {
+fn reference_sqs_record<T: DeserializeOwned>(index: usize, raw: &RawValue) -> Result<Message<T>, Failed> {
     let mut de = serde_json::Deserializer::from_str(raw.get());
     let record: RawMessage = match serde_path_to_error::deserialize(&mut de) {
         Ok(r) => r,
@@ -299,7 +325,7 @@ fn reference_sqs_record<T: DeserializeOwned>(
             let header = sqs_header(index, raw);
             let path = err.path().to_string();
             let error = DecodeError::new(header.reference.clone(), path, err.into_inner().to_string());
-            return (header, Err(error));
+            return Err(Box::new((header, error)));
         }
     };
     let body = record.body.map(|body| {
@@ -325,52 +351,50 @@ fn reference_sqs_record<T: DeserializeOwned>(
 }
 
 /// Everything after the envelope and body are parsed, shared by both paths:
-/// the header, the checks and their messages, the metadata. `body` is the
-/// decoded body, or `(path, message)`, or `None` when there is none.
+/// the checks and their messages, the metadata (and the header, for a
+/// record that fails). `body` is the decoded body, or `(path, message)`, or
+/// `None` when there is none.
 fn assemble<T>(
     index: usize,
-    record: Envelope,
+    record: Envelope<'_>,
     body: Option<Result<T, (String, String)>>,
-) -> (SqsHeader, Result<Message<T>, DecodeError>) {
+) -> Result<Message<T>, Failed> {
     let attrs = record.attributes;
-    let header = SqsHeader {
-        reference: RecordRef {
-            index,
-            message_id: record.message_id.clone().filter(|s| !s.is_empty()),
-            ..RecordRef::default()
-        },
-        group_id: attrs.group_id.clone(),
-        source_arn: record.event_source_arn.clone(),
-        receive_count: attrs.receive_count.as_deref().and_then(|c| c.parse().ok()),
+    let receive_count = attrs.receive_count.as_deref().and_then(|c| c.parse().ok());
+    let fail = |message_id: Option<String>, path: String, message: String| {
+        let header = SqsHeader {
+            reference: RecordRef { index, message_id, ..RecordRef::default() },
+            group_id: attrs.group_id.as_deref().map(str::to_owned),
+            source_arn: record.event_source_arn.clone(),
+            receive_count,
+        };
+        let err = DecodeError::new(header.reference.clone(), path, message);
+        Err(Box::new((header, err)))
     };
-    let Some(message_id) = header.reference.message_id.clone() else {
-        let err = DecodeError::new(header.reference.clone(), "messageId", "missing or empty");
-        return (header, Err(err));
-    };
-    let Some(body) = body else {
-        let err = DecodeError::new(header.reference.clone(), "body", "missing");
-        return (header, Err(err));
+    let Some(message_id) = record.message_id.filter(|s| !s.is_empty()) else {
+        return fail(None, "messageId".into(), "missing or empty".into());
     };
     let body = match body {
-        Ok(b) => b,
-        Err((path, message)) => {
+        None => return fail(Some(message_id), "body".into(), "missing".into()),
+        Some(Ok(b)) => b,
+        Some(Err((path, message))) => {
             let message = format!("the body is not a valid {}: {message}", short_type_name::<T>());
-            return (header.clone(), Err(DecodeError::new(header.reference, path, message)));
+            return fail(Some(message_id), path, message);
         }
     };
     let meta = MessageMeta {
         message_id,
         receipt_handle: record.receipt_handle,
-        receive_count: header.receive_count.unwrap_or(1),
-        sent_at: millis(attrs.sent_timestamp.as_ref()),
-        first_received_at: millis(attrs.first_received.as_ref()),
-        group_id: header.group_id.clone(),
-        deduplication_id: attrs.deduplication_id,
-        sequence_number: attrs.sequence_number,
+        receive_count: receive_count.unwrap_or(1),
+        sent_at: millis(attrs.sent_timestamp.as_deref()),
+        first_received_at: millis(attrs.first_received.as_deref()),
+        group_id: attrs.group_id.map(Cow::into_owned),
+        deduplication_id: attrs.deduplication_id.map(Cow::into_owned),
+        sequence_number: attrs.sequence_number.map(Cow::into_owned),
         message_attributes: record.message_attributes,
         event_source_arn: record.event_source_arn,
     };
-    (header, Ok(Message { body, meta }))
+    Ok(Message { body, meta })
 }
 
 fn short_type_name<T>() -> &'static str {
@@ -408,7 +432,10 @@ pub mod differential {
         index: usize,
         raw: &RawValue,
     ) -> (Header, Result<Message<T>, DecodeError>) {
-        let (h, r) = super::reference_sqs_record(index, raw);
+        let (h, r) = match super::reference_sqs_record(index, raw) {
+            Ok(message) => (super::header_of(index, &message.meta), Ok(message)),
+            Err(failed) => (failed.0, Err(failed.1)),
+        };
         ((h.reference, h.group_id, h.source_arn, h.receive_count), r)
     }
 }

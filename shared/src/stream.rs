@@ -371,6 +371,219 @@ pub(crate) fn stream_header(index: usize, raw: &RawValue) -> StreamHeader {
     }
 }
 
+/// What the engine needs of a stream record before it runs it: which item
+/// it is about (so that one item's changes run in order) and its event name
+/// (for the log).
+pub(crate) struct StreamPlan {
+    /// The canonical key, as [`StreamHeader::key`].
+    pub(crate) key: Option<String>,
+    /// The keys, only when asked for (key filters).
+    pub(crate) keys: Option<DynItem>,
+    pub(crate) event_name: Option<String>,
+}
+
+/// Reads a record's plan from its start, stopping as soon as `eventName`
+/// and `dynamodb.Keys` are both known: Lambda writes them before the images,
+/// so the images are usually not scanned at all. Anything unusual (a field
+/// of another type, keys that are not plain strings) is read by
+/// [`stream_header`] instead, so the plan always agrees with the header.
+pub(crate) fn stream_plan(index: usize, raw: &RawValue, want_keys: bool) -> StreamPlan {
+    let mut found = PlanFields::default();
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let read = serde::de::DeserializeSeed::deserialize(RecordPlan(&mut found), &mut de);
+    let complete = read.is_ok() || found.stopped;
+    let key = match found.keys {
+        Some(keys) if complete => canonical_key_text(keys),
+        _ => None,
+    };
+    match (complete, key) {
+        (true, Some(key)) => StreamPlan {
+            keys: if want_keys { found.keys.and_then(|k| serde_json::from_str::<DynItem>(k.get()).ok()) } else { None },
+            key: Some(key),
+            event_name: found.event_name.map(fast::Text::into_owned),
+        },
+        _ => {
+            let header = stream_header(index, raw);
+            StreamPlan {
+                key: header.key,
+                keys: if want_keys { header.keys } else { None },
+                event_name: header.event_name,
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct PlanFields<'a> {
+    event_name: Option<fast::Text<'a>>,
+    keys: Option<&'a RawValue>,
+    /// Both were found and reading stopped on purpose.
+    stopped: bool,
+}
+
+impl PlanFields<'_> {
+    fn stop_if_done<E: serde::de::Error>(&mut self) -> Result<(), E> {
+        if self.event_name.is_some() && self.keys.is_some() {
+            self.stopped = true;
+            return Err(E::custom("plan complete"));
+        }
+        Ok(())
+    }
+}
+
+struct RecordPlan<'o, 'a>(&'o mut PlanFields<'a>);
+
+impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for RecordPlan<'_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for RecordPlan<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a stream record")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(name) = map.next_key::<fast::Text<'de>>()? {
+            match name.as_str() {
+                "eventName" if self.0.event_name.is_none() => {
+                    self.0.event_name = Some(map.next_value()?);
+                    self.0.stop_if_done()?;
+                }
+                "dynamodb" if self.0.keys.is_none() => {
+                    map.next_value_seed(DataPlan(&mut *self.0))?;
+                    self.0.stop_if_done()?;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct DataPlan<'o, 'a>(&'o mut PlanFields<'a>);
+
+impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for DataPlan<'_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for DataPlan<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the record's dynamodb object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(name) = map.next_key::<fast::Text<'de>>()? {
+            if name.as_str() == "Keys" && self.0.keys.is_none() {
+                self.0.keys = Some(map.next_value::<&'de RawValue>()?);
+                self.0.stop_if_done()?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`canonical_keys`] of a `Keys` object whose attributes are all `S` or `N`
+/// strings without escapes (what DynamoDB writes), computed from the text:
+/// such a string is serialized exactly as it was read, so the result is the
+/// same text `canonical_keys` gives. Anything else takes the long way.
+fn canonical_key_text(keys: &RawValue) -> Option<String> {
+    let quick = || -> Option<String> {
+        let mut attrs: Vec<(&str, KeyAttr<'_>)> = serde_json::from_str::<KeyList<'_>>(keys.get()).ok()?.0;
+        attrs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if attrs.windows(2).any(|w| w[0].0 == w[1].0) {
+            return None;
+        }
+        let mut out = String::with_capacity(keys.get().len());
+        out.push('{');
+        for (i, (name, attr)) in attrs.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\":{\"");
+            out.push_str(attr.tag);
+            out.push_str("\":\"");
+            out.push_str(attr.value);
+            out.push_str("\"}");
+        }
+        out.push('}');
+        Some(out)
+    };
+    quick().or_else(|| serde_json::from_str::<DynItem>(keys.get()).ok().map(|k| canonical_keys(&k)))
+}
+
+/// `Keys` as borrowed `(name, attribute)` pairs, in the order written.
+struct KeyList<'a>(Vec<(&'a str, KeyAttr<'a>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for KeyList<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = KeyList<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("key attributes")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<KeyList<'a>, A::Error> {
+                let mut out = Vec::with_capacity(2);
+                while let Some(name) = map.next_key::<&'de str>()? {
+                    out.push((name, map.next_value::<KeyAttr<'de>>()?));
+                }
+                Ok(KeyList(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// `{"S": "..."}` or `{"N": "..."}`, borrowed.
+struct KeyAttr<'a> {
+    tag: &'static str,
+    value: &'a str,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for KeyAttr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = KeyAttr<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an S or N key attribute")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<KeyAttr<'a>, A::Error> {
+                use serde::de::Error as _;
+                let tag = match map.next_key::<&'de str>()? {
+                    Some("S") => "S",
+                    Some("N") => "N",
+                    _ => return Err(A::Error::custom("not a plain key attribute")),
+                };
+                let value = map.next_value::<&'de str>()?;
+                if map.next_key::<&'de str>()?.is_some() {
+                    return Err(A::Error::custom("more than one type"));
+                }
+                Ok(KeyAttr { tag, value })
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
 /// Decodes one raw stream record into a typed change.
 ///
 /// Returns the record's header (identifiers, key) in every case, so that a
@@ -554,5 +767,90 @@ pub mod differential {
     /// `true` when the fast path alone decodes the record (no fallback).
     pub fn fast_path_accepts<T: DeserializeOwned>(raw: &RawValue) -> bool {
         serde_json::from_str::<super::RawRecord<super::Image<T>>>(raw.get()).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::value::RawValue;
+
+    use super::*;
+
+    fn raw(text: String) -> Box<RawValue> {
+        RawValue::from_string(text).expect("valid JSON")
+    }
+
+    fn record(keys: &str, tail: &str) -> Box<RawValue> {
+        raw(format!(
+            r#"{{"eventID":"e1","eventName":"MODIFY","dynamodb":{{"Keys":{keys},"SequenceNumber":"100"{tail}}},"eventSourceARN":"arn"}}"#
+        ))
+    }
+
+    fn attr() -> impl Strategy<Value = (String, String, String)> {
+        (
+            prop_oneof!["[a-z]{1,4}", "[a-zA-Z0-9 #\u{e9}\u{1f600}]{0,6}", "\\PC{0,5}"],
+            prop_oneof![Just("S".to_owned()), Just("N".to_owned()), Just("B".to_owned()), Just("BOOL".to_owned())],
+            prop_oneof!["[A-Za-z0-9#]{0,8}", "\\PC{0,5}", Just("YWJj".to_owned())],
+        )
+    }
+
+    fn keys_text(attrs: &[(String, String, String)]) -> String {
+        let body: Vec<String> = attrs
+            .iter()
+            .map(|(name, tag, value)| {
+                let value =
+                    if tag == "BOOL" { "true".to_owned() } else { serde_json::to_string(value).unwrap_or_default() };
+                format!("{}:{{\"{tag}\":{value}}}", serde_json::to_string(name).unwrap_or_default())
+            })
+            .collect();
+        format!("{{{}}}", body.join(","))
+    }
+
+    proptest! {
+        /// The plan read from the start of a record names the same item key
+        /// and event as the full header, whatever the keys hold.
+        #[test]
+        fn the_plan_agrees_with_the_header(attrs in prop::collection::vec(attr(), 0..4), late_name in any::<bool>()) {
+            let keys = keys_text(&attrs);
+            let text = if late_name {
+                format!(r#"{{"eventID":"e1","dynamodb":{{"Keys":{keys},"SequenceNumber":"100"}},"eventName":"INSERT"}}"#)
+            } else {
+                format!(r#"{{"eventID":"e1","eventName":"INSERT","dynamodb":{{"Keys":{keys},"SequenceNumber":"100"}}}}"#)
+            };
+            let raw = raw(text);
+            let header = stream_header(0, &raw);
+            let plan = stream_plan(0, &raw, true);
+            prop_assert_eq!(&plan.key, &header.key);
+            prop_assert_eq!(&plan.keys, &header.keys);
+            prop_assert_eq!(&plan.event_name, &header.event_name);
+        }
+    }
+
+    #[test]
+    fn the_plan_stops_before_the_images() {
+        // Keys written out of order still name the item canonically.
+        let raw = record(r#"{"sk":{"S":"ITEM"},"pk":{"S":"ITEM#1"}}"#, r#","NewImage":{"x":{"N":"1"}}"#);
+        let plan = stream_plan(0, &raw, false);
+        assert_eq!(plan.key.as_deref(), Some(r#"{"pk":{"S":"ITEM#1"},"sk":{"S":"ITEM"}}"#));
+        assert_eq!(plan.event_name.as_deref(), Some("MODIFY"));
+        assert_eq!(plan.keys, None, "keys are read only when asked for");
+    }
+
+    #[test]
+    fn odd_records_fall_back_to_the_header() {
+        for raw in [
+            record(r#"{"pk":{"N":5}}"#, ""),
+            record("null", ""),
+            record(r#"{"pk":{"S":"a\"b"}}"#, ""),
+            raw(r#"{"eventName":7,"dynamodb":{"Keys":{"pk":{"S":"x"}}}}"#.to_owned()),
+            raw(r#"{"dynamodb":{"SequenceNumber":"1"}}"#.to_owned()),
+        ] {
+            let header = stream_header(0, &raw);
+            let plan = stream_plan(0, &raw, true);
+            assert_eq!(plan.key, header.key, "{}", raw.get());
+            assert_eq!(plan.keys, header.keys, "{}", raw.get());
+            assert_eq!(plan.event_name, header.event_name, "{}", raw.get());
+        }
     }
 }
