@@ -44,7 +44,7 @@ use crate::dlq::{
 use crate::error::{BatchError, DecodeError, RecordError, RecordRef};
 use crate::producer::{OutgoingMessage, Producer, SqsTransport};
 use crate::sqs::{decode_sqs_message, sqs_header, Message, SqsEvent};
-use crate::stream::{decode_stream_record, stream_header, stream_plan, StreamEvent, StreamRecord};
+use crate::stream::{decode_stream_change, stream_header, stream_plan, StreamEvent, StreamRecord};
 
 /// How the engine runs a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,7 +333,7 @@ impl<R> Source<'_, R> {
 }
 
 fn decode_stream<T: DeserializeOwned>(index: usize, raw: &RawValue) -> Result<StreamRecord<T>, DecodeError> {
-    decode_stream_record::<T>(index, raw).1
+    decode_stream_change::<T>(index, raw)
 }
 
 fn decode_sqs<T: DeserializeOwned>(index: usize, raw: &RawValue) -> Result<Message<T>, DecodeError> {

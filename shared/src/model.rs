@@ -93,8 +93,10 @@ pub struct Item {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
     /// When the item was first written.
+    #[serde(deserialize_with = "rfc3339::deserialize")]
     pub created_at: DateTime<Utc>,
     /// When the item was last written.
+    #[serde(deserialize_with = "rfc3339::deserialize")]
     pub updated_at: DateTime<Utc>,
     /// Optimistic-locking version: every write sets `version + 1` under the
     /// condition that the stored version is still `version`.
@@ -103,7 +105,7 @@ pub struct Item {
     #[serde(default, skip_serializing_if = "Option::is_none", with = "exact_decimal::option")]
     pub total: Option<Decimal>,
     /// When the queue processor processed it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "rfc3339::option::deserialize")]
     pub processed_at: Option<DateTime<Utc>>,
     /// Why the queue processor rejected it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -218,6 +220,79 @@ pub mod exact_decimal {
     }
 }
 
+/// Reading RFC 3339 timestamps as `chrono` does, faster.
+///
+/// `DateTime<Utc>`'s own `Deserialize` goes through chrono's general
+/// parser, a noticeable share of decoding an item. The form every writer of
+/// this project produces, `YYYY-MM-DDTHH:MM:SS[.f]Z` with 1 to 9 fraction
+/// digits, is read directly here; anything else (offsets, lower-case
+/// letters, leap seconds, invalid dates, other types) goes to chrono's own
+/// visitor, so values and errors are chrono's (a property test compares the
+/// two on both valid and invalid texts).
+pub mod rfc3339 {
+    use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+    use serde::de::{Error, Visitor};
+    use serde::{Deserialize, Deserializer};
+
+    /// Reads a timestamp as `DateTime<Utc>`'s `Deserialize` does.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+        struct Rfc3339;
+        impl Visitor<'_> for Rfc3339 {
+            type Value = DateTime<Utc>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an RFC 3339 formatted date and time string")
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<DateTime<Utc>, E> {
+                match parse_utc(v) {
+                    Some(t) => Ok(t),
+                    None => v.parse::<DateTime<FixedOffset>>().map(|t| t.with_timezone(&Utc)).map_err(E::custom),
+                }
+            }
+        }
+        deserializer.deserialize_str(Rfc3339)
+    }
+
+    /// The direct reading of `YYYY-MM-DDTHH:MM:SS[.f]Z`, or `None` for
+    /// anything else (which chrono then reads).
+    pub fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
+        let b = text.as_bytes();
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let number = |from: usize, to: usize| -> Option<u32> {
+            b[from..to].iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
+        };
+        let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+        let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+        let nanos = match &b[19..] {
+            [b'Z'] => 0,
+            [b'.', fraction @ .., b'Z'] if (1..=9).contains(&fraction.len()) => {
+                number(20, 20 + fraction.len())? * 10u32.pow(9 - fraction.len() as u32)
+            }
+            _ => return None,
+        };
+        if second > 59 {
+            return None;
+        }
+        let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
+        Some(date.and_hms_nano_opt(hour, minute, second, nanos)?.and_utc())
+    }
+
+    /// The same for `Option<DateTime<Utc>>`.
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer};
+
+        /// Reads an optional timestamp as `Option<DateTime<Utc>>` does.
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+            Ok(Option::<super::Wrap>::deserialize(deserializer)?.map(|super::Wrap(t)| t))
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "deserialize")] DateTime<Utc>);
+}
+
 /// Why an item was removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -299,7 +374,7 @@ pub enum Job {
         /// The stream record that announced the removal.
         sequence_number: String,
         /// When the removal happened (the stream record's time).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "rfc3339::option::deserialize")]
         removed_at: Option<DateTime<Utc>>,
     },
 }
@@ -333,6 +408,61 @@ mod tests {
 
     fn timestamp() -> impl Strategy<Value = DateTime<Utc>> {
         (0i64..4_102_444_800, 0u32..1_000_000_000).prop_map(|(s, n)| DateTime::from_timestamp(s, n).expect("in range"))
+    }
+
+    fn chrono_reading(text: &str) -> Option<DateTime<Utc>> {
+        text.parse::<DateTime<chrono::FixedOffset>>().ok().map(|t| t.with_timezone(&Utc))
+    }
+
+    /// Texts shaped like `YYYY-MM-DDTHH:MM:SS[.f]Z` with any digits (invalid
+    /// dates and times included), near misses, and anything at all.
+    fn timestamp_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (
+                timestamp(),
+                prop_oneof![
+                    Just(chrono::SecondsFormat::Secs),
+                    Just(chrono::SecondsFormat::Millis),
+                    Just(chrono::SecondsFormat::Micros),
+                    Just(chrono::SecondsFormat::Nanos)
+                ]
+            )
+                .prop_map(|(t, f)| t.to_rfc3339_opts(f, true)),
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,11})?[Zz]",
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,3})?([Zz]|[+-][0-9]{2}:[0-9]{2})",
+            ".{0,30}",
+        ]
+    }
+
+    proptest! {
+        /// The direct reading never differs from chrono's: where it reads a
+        /// text, chrono reads the same instant; the rest goes to chrono.
+        #[test]
+        fn timestamps_read_as_chrono_reads_them(text in timestamp_text()) {
+            if let Some(fast) = rfc3339::parse_utc(&text) {
+                prop_assert_eq!(Some(fast), chrono_reading(&text), "{}", text);
+            }
+            let ours: Result<DateTime<Utc>, String> =
+                rfc3339::deserialize(serde_json::Value::String(text.clone())).map_err(|e| e.to_string());
+            let theirs: Result<DateTime<Utc>, String> =
+                DateTime::<Utc>::deserialize(serde_json::Value::String(text.clone())).map_err(|e| e.to_string());
+            prop_assert_eq!(ours, theirs);
+        }
+    }
+
+    #[test]
+    fn the_usual_timestamps_take_the_direct_reading() {
+        for text in ["2026-11-26T10:00:00Z", "2026-11-26T10:00:00.5Z", "2026-02-28T23:59:59.123456789Z"] {
+            assert!(rfc3339::parse_utc(text).is_some(), "{text}");
+        }
+        for text in
+            ["2026-02-30T10:00:00Z", "2026-11-26T10:00:60Z", "2026-11-26T10:00:00+00:00", "2026-11-26T10:00:00.Z"]
+        {
+            assert!(rfc3339::parse_utc(text).is_none(), "{text}");
+        }
+        let wrong_type = rfc3339::deserialize(serde_json::json!(5)).map_err(|e| e.to_string());
+        let chrono_says = DateTime::<Utc>::deserialize(serde_json::json!(5)).map_err(|e| e.to_string());
+        assert_eq!(wrong_type, chrono_says);
     }
 
     fn item() -> impl Strategy<Value = Item> {

@@ -592,9 +592,28 @@ pub(crate) fn decode_stream_record<T: DeserializeOwned>(
     index: usize,
     raw: &RawValue,
 ) -> (StreamHeader, Result<StreamRecord<T>, DecodeError>) {
+    let (header, result) = decode(index, raw, true);
+    (header.unwrap_or_else(|| stream_header(index, raw)), result)
+}
+
+/// Decodes one raw stream record into a typed change, without building its
+/// header: what the engine runs (it reads identifiers from the raw record
+/// only when it must report one).
+pub(crate) fn decode_stream_change<T: DeserializeOwned>(
+    index: usize,
+    raw: &RawValue,
+) -> Result<StreamRecord<T>, DecodeError> {
+    decode(index, raw, false).1
+}
+
+fn decode<T: DeserializeOwned>(
+    index: usize,
+    raw: &RawValue,
+    want_header: bool,
+) -> (Option<StreamHeader>, Result<StreamRecord<T>, DecodeError>) {
     match serde_json::from_str::<RawRecord<Image<T>>>(raw.get()) {
-        Ok(record) => assemble(index, record, |_, _, Image(image)| Ok(image)),
-        Err(_) => reference_stream_record(index, raw),
+        Ok(record) => assemble(index, record, |_, _, Image(image)| Ok(image), want_header),
+        Err(_) => reference_decode(index, raw, want_header),
     }
 }
 
@@ -605,6 +624,15 @@ fn reference_stream_record<T: DeserializeOwned>(
     index: usize,
     raw: &RawValue,
 ) -> (StreamHeader, Result<StreamRecord<T>, DecodeError>) {
+    let (header, result) = reference_decode(index, raw, true);
+    (header.unwrap_or_else(|| stream_header(index, raw)), result)
+}
+
+fn reference_decode<T: DeserializeOwned>(
+    index: usize,
+    raw: &RawValue,
+    want_header: bool,
+) -> (Option<StreamHeader>, Result<StreamRecord<T>, DecodeError>) {
     let mut de = serde_json::Deserializer::from_str(raw.get());
     let record: RawRecord<DynItem> = match serde_path_to_error::deserialize(&mut de) {
         Ok(r) => r,
@@ -612,62 +640,51 @@ fn reference_stream_record<T: DeserializeOwned>(
             let header = stream_header(index, raw);
             let path = err.path().to_string();
             let error = DecodeError::new(header.reference.clone(), path, err.into_inner().to_string());
-            return (header, Err(error));
+            return (Some(header), Err(error));
         }
     };
-    assemble(index, record, decode_image)
+    assemble(index, record, decode_image, want_header)
 }
 
 /// Everything after the envelope is parsed, shared by both paths so that
-/// they cannot differ: the header, the checks and their messages, the
-/// metadata, and the change (with `image` turning an image into `T`).
+/// they cannot differ: the header (when asked for), the checks and their
+/// messages, the metadata, and the change (with `image` turning an image
+/// into `T`). The record's reference is built only for an error.
 fn assemble<T, I>(
     index: usize,
     record: RawRecord<I>,
-    image: impl Fn(&RecordRef, &str, I) -> Result<T, DecodeError>,
-) -> (StreamHeader, Result<StreamRecord<T>, DecodeError>) {
+    image: impl Fn(&dyn Fn() -> RecordRef, &str, I) -> Result<T, DecodeError>,
+    want_header: bool,
+) -> (Option<StreamHeader>, Result<StreamRecord<T>, DecodeError>) {
     let RawRecord { event_id, event_name, event_source_arn, user_identity, dynamodb: mut data } = record;
     let (seq, keys) = match &mut data {
         Some(d) => (non_empty(d.sequence_number.take().and_then(|l| l.0)), d.keys.take()),
         None => (None, None),
     };
-    let header = StreamHeader {
-        reference: RecordRef { index, message_id: None, event_id: non_empty(event_id), sequence_number: seq.clone() },
+    let event_id = non_empty(event_id);
+    let reference = || RecordRef { index, message_id: None, event_id: event_id.clone(), sequence_number: seq.clone() };
+    let header = want_header.then(|| StreamHeader {
+        reference: reference(),
         key: keys.as_ref().map(canonical_keys),
         keys: keys.clone(),
         event_name: event_name.clone(),
         source_arn: event_source_arn.clone(),
-    };
-    let fail = |path: &str, message: String| Err(DecodeError::new(header.reference.clone(), path, message));
+    });
+    let fail = |path: &str, message: String| Err(DecodeError::new(reference(), path, message));
 
     let Some(data) = data else {
-        return (header.clone(), fail("dynamodb", "the record has no `dynamodb` object".into()));
+        return (header, fail("dynamodb", "the record has no `dynamodb` object".into()));
     };
-    let Some(sequence_number) = seq else {
-        return (header.clone(), fail("dynamodb.SequenceNumber", "missing or empty".into()));
+    let Some(sequence_number) = seq.clone() else {
+        return (header, fail("dynamodb.SequenceNumber", "missing or empty".into()));
     };
-    let view_type = data.stream_view_type.as_deref().and_then(StreamViewType::parse);
-    let ttl_expired = user_identity.as_ref().is_some_and(|u| {
-        u.kind.as_deref() == Some("Service") && u.principal_id.as_deref() == Some("dynamodb.amazonaws.com")
-    });
-    let meta = StreamMeta {
-        event_id: header.reference.event_id.clone(),
-        sequence_number,
-        keys: keys.unwrap_or_default(),
-        approximate_creation_time: data.approximate_creation_date_time.as_ref().and_then(lenient_time),
-        size_bytes: data.size_bytes.as_ref().and_then(lenient_u64),
-        view_type,
-        event_source_arn,
-        ttl_expired,
-    };
-
-    let event_name = event_name.unwrap_or_default();
     let view = data.stream_view_type.as_deref();
+    let event_name = event_name.unwrap_or_default();
     let take = |name: &'static str, present: Option<I>| -> Result<T, DecodeError> {
         let Some(present) = present else {
             let view = view.unwrap_or("unknown");
             return Err(DecodeError::new(
-                header.reference.clone(),
+                reference(),
                 format!("dynamodb.{name}"),
                 format!(
                     "a {event_name} record needs {name} but it is absent (StreamViewType {view}); \
@@ -675,7 +692,7 @@ fn assemble<T, I>(
                 ),
             ));
         };
-        image(&header.reference, name, present)
+        image(&reference, name, present)
     };
     let change = match event_name.as_str() {
         "INSERT" => take("NewImage", data.new_image).map(|new| Change::Insert { new }),
@@ -683,12 +700,29 @@ fn assemble<T, I>(
             .and_then(|old| take("NewImage", data.new_image).map(|new| Change::Modify { old, new })),
         "REMOVE" => take("OldImage", data.old_image).map(|old| Change::Remove { old }),
         other => Err(DecodeError::new(
-            header.reference.clone(),
+            reference(),
             "eventName",
             format!("unknown eventName `{other}` (expected INSERT, MODIFY or REMOVE)"),
         )),
     };
-    (header, change.map(|change| StreamRecord { change, meta }))
+    let change = match change {
+        Ok(change) => change,
+        Err(err) => return (header, Err(err)),
+    };
+    let ttl_expired = user_identity.as_ref().is_some_and(|u| {
+        u.kind.as_deref() == Some("Service") && u.principal_id.as_deref() == Some("dynamodb.amazonaws.com")
+    });
+    let meta = StreamMeta {
+        event_id,
+        sequence_number,
+        keys: keys.unwrap_or_default(),
+        approximate_creation_time: data.approximate_creation_date_time.as_ref().and_then(lenient_time),
+        size_bytes: data.size_bytes.as_ref().and_then(lenient_u64),
+        view_type: view.and_then(StreamViewType::parse),
+        event_source_arn,
+        ttl_expired,
+    };
+    (header, Ok(StreamRecord { change, meta }))
 }
 
 /// Decodes a DynamoDB item into `T`, naming the attribute path on error.
@@ -700,10 +734,14 @@ pub fn decode_item<T: DeserializeOwned>(item: DynItem) -> Result<T, (String, Str
     })
 }
 
-fn decode_image<T: DeserializeOwned>(reference: &RecordRef, name: &str, item: DynItem) -> Result<T, DecodeError> {
+fn decode_image<T: DeserializeOwned>(
+    reference: &dyn Fn() -> RecordRef,
+    name: &str,
+    item: DynItem,
+) -> Result<T, DecodeError> {
     decode_item(item).map_err(|(path, message)| {
         let path = if path == "." { format!("dynamodb.{name}") } else { format!("dynamodb.{name}.{path}") };
-        DecodeError::new(reference.clone(), path, message)
+        DecodeError::new(reference(), path, message)
     })
 }
 
@@ -712,7 +750,7 @@ fn decode_image<T: DeserializeOwned>(reference: &RecordRef, name: &str, item: Dy
 /// Useful in tests and tools; processors get the same through
 /// [`crate::BatchProcessor::process_stream`].
 pub fn decode_stream_event<T: DeserializeOwned>(event: &StreamEvent) -> Vec<Result<StreamRecord<T>, DecodeError>> {
-    event.records.iter().enumerate().map(|(i, raw)| decode_stream_record(i, raw).1).collect()
+    event.records.iter().enumerate().map(|(i, raw)| decode_stream_change(i, raw)).collect()
 }
 
 /// Hooks for the differential tests (`shared/tests/differential*.rs`): the
