@@ -16,6 +16,7 @@
 //! the error and its attribute path. Both paths give the same value for any
 //! record the fast path accepts (`shared/tests/differential*.rs`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -178,18 +179,18 @@ pub(crate) struct StreamHeader {
 /// reference path, `Image<T>` (already decoded) on the fast path; the two
 /// paths share this type, so they read the envelope the same way.
 #[derive(Deserialize)]
-#[serde(bound(deserialize = "I: Deserialize<'de>"))]
-struct RawRecord<I> {
+#[serde(bound(deserialize = "I: Deserialize<'de>, 'de: 'a"))]
+struct RawRecord<'a, I> {
     #[serde(rename = "eventID", default)]
     event_id: Option<String>,
-    #[serde(rename = "eventName", default)]
-    event_name: Option<String>,
+    #[serde(rename = "eventName", default, borrow)]
+    event_name: Option<Cow<'a, str>>,
     #[serde(rename = "eventSourceARN", default)]
     event_source_arn: Option<String>,
     #[serde(rename = "userIdentity", default)]
     user_identity: Option<UserIdentity>,
-    #[serde(default)]
-    dynamodb: Option<RawData<I>>,
+    #[serde(default, borrow)]
+    dynamodb: Option<RawData<'a, I>>,
 }
 
 #[derive(Deserialize)]
@@ -201,8 +202,8 @@ struct UserIdentity {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", bound(deserialize = "I: Deserialize<'de>"))]
-struct RawData<I> {
+#[serde(rename_all = "PascalCase", bound(deserialize = "I: Deserialize<'de>, 'de: 'a"))]
+struct RawData<'a, I> {
     #[serde(default)]
     approximate_creation_date_time: Option<serde_json::Value>,
     #[serde(default)]
@@ -215,8 +216,8 @@ struct RawData<I> {
     sequence_number: Option<Lenient>,
     #[serde(default)]
     size_bytes: Option<serde_json::Value>,
-    #[serde(default)]
-    stream_view_type: Option<String>,
+    #[serde(default, borrow)]
+    stream_view_type: Option<Cow<'a, str>>,
 }
 
 /// Only the identifying fields, for a record whose full envelope is broken.
@@ -634,7 +635,7 @@ fn reference_decode<T: DeserializeOwned>(
     want_header: bool,
 ) -> (Option<StreamHeader>, Result<StreamRecord<T>, DecodeError>) {
     let mut de = serde_json::Deserializer::from_str(raw.get());
-    let record: RawRecord<DynItem> = match serde_path_to_error::deserialize(&mut de) {
+    let record: RawRecord<'_, DynItem> = match serde_path_to_error::deserialize(&mut de) {
         Ok(r) => r,
         Err(err) => {
             let header = stream_header(index, raw);
@@ -652,7 +653,7 @@ fn reference_decode<T: DeserializeOwned>(
 /// into `T`). The record's reference is built only for an error.
 fn assemble<T, I>(
     index: usize,
-    record: RawRecord<I>,
+    record: RawRecord<'_, I>,
     image: impl Fn(&dyn Fn() -> RecordRef, &str, I) -> Result<T, DecodeError>,
     want_header: bool,
 ) -> (Option<StreamHeader>, Result<StreamRecord<T>, DecodeError>) {
@@ -667,7 +668,7 @@ fn assemble<T, I>(
         reference: reference(),
         key: keys.as_ref().map(canonical_keys),
         keys: keys.clone(),
-        event_name: event_name.clone(),
+        event_name: event_name.as_deref().map(str::to_owned),
         source_arn: event_source_arn.clone(),
     });
     let fail = |path: &str, message: String| Err(DecodeError::new(reference(), path, message));
@@ -694,7 +695,7 @@ fn assemble<T, I>(
         };
         image(&reference, name, present)
     };
-    let change = match event_name.as_str() {
+    let change = match &*event_name {
         "INSERT" => take("NewImage", data.new_image).map(|new| Change::Insert { new }),
         "MODIFY" => take("OldImage", data.old_image)
             .and_then(|old| take("NewImage", data.new_image).map(|new| Change::Modify { old, new })),
