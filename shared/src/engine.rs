@@ -332,6 +332,15 @@ impl<R> Source<'_, R> {
     }
 }
 
+fn stream_source<T: DeserializeOwned>(records: &[Box<RawValue>]) -> Source<'_, StreamRecord<T>> {
+    Source {
+        kind: SourceKind::DynamodbStream,
+        raw: records,
+        decode: decode_stream::<T>,
+        id_of: |r| &r.meta.sequence_number,
+    }
+}
+
 fn decode_stream<T: DeserializeOwned>(index: usize, raw: &RawValue) -> Result<StreamRecord<T>, DecodeError> {
     decode_stream_change::<T>(index, raw)
 }
@@ -487,12 +496,7 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         Fut: Future<Output = Result<(), RecordError>>,
     {
         let units = self.stream_units(&event.records);
-        let source = Source {
-            kind: SourceKind::DynamodbStream,
-            raw: &event.records,
-            decode: decode_stream::<T>,
-            id_of: |r| &r.meta.sequence_number,
-        };
+        let source = stream_source::<T>(&event.records);
         let outcomes = self.execute(&source, units, Mode::Stream, deadline, &|_, r| handler(r)).await;
         self.finish(&source, outcomes, Mode::Stream)
     }
@@ -521,12 +525,7 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
         Q: SqsTransport,
     {
         let units = self.stream_units(&event.records);
-        let source = Source {
-            kind: SourceKind::DynamodbStream,
-            raw: &event.records,
-            decode: decode_stream::<T>,
-            id_of: |r| &r.meta.sequence_number,
-        };
+        let source = stream_source::<T>(&event.records);
         let outbox: Mutex<Vec<(usize, OutgoingMessage)>> = Mutex::new(Vec::new());
         let collect = |index: usize, record: StreamRecord<T>| {
             let produced = handler(record);

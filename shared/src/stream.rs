@@ -391,7 +391,7 @@ pub(crate) struct StreamPlan {
 pub(crate) fn stream_plan(index: usize, raw: &RawValue, want_keys: bool) -> StreamPlan {
     let mut found = PlanFields::default();
     let mut de = serde_json::Deserializer::from_str(raw.get());
-    let read = serde::de::DeserializeSeed::deserialize(RecordPlan(&mut found), &mut de);
+    let read = serde::de::DeserializeSeed::deserialize(Plan::<false>(&mut found), &mut de);
     let complete = read.is_ok() || found.stopped;
     let key = match found.keys {
         Some(keys) if complete => canonical_key_text(keys),
@@ -432,9 +432,11 @@ impl PlanFields<'_> {
     }
 }
 
-struct RecordPlan<'o, 'a>(&'o mut PlanFields<'a>);
+/// Reads the plan's fields from a record (`DATA = false`) or from its
+/// `dynamodb` object (`DATA = true`).
+struct Plan<'o, 'a, const DATA: bool>(&'o mut PlanFields<'a>);
 
-impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for RecordPlan<'_, 'a> {
+impl<'de: 'a, 'a, const DATA: bool> serde::de::DeserializeSeed<'de> for Plan<'_, 'a, DATA> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -442,58 +444,25 @@ impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for RecordPlan<'_, 'a> {
     }
 }
 
-impl<'de: 'a, 'a> serde::de::Visitor<'de> for RecordPlan<'_, 'a> {
+impl<'de: 'a, 'a, const DATA: bool> serde::de::Visitor<'de> for Plan<'_, 'a, DATA> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a stream record")
+        f.write_str(if DATA { "the record's dynamodb object" } else { "a stream record" })
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(name) = map.next_key::<fast::Text<'de>>()? {
-            match name.as_str() {
-                "eventName" if self.0.event_name.is_none() => {
-                    self.0.event_name = Some(map.next_value()?);
-                    self.0.stop_if_done()?;
-                }
-                "dynamodb" if self.0.keys.is_none() => {
-                    map.next_value_seed(DataPlan(&mut *self.0))?;
-                    self.0.stop_if_done()?;
-                }
+            match (DATA, name.as_str()) {
+                (false, "eventName") if self.0.event_name.is_none() => self.0.event_name = Some(map.next_value()?),
+                (false, "dynamodb") if self.0.keys.is_none() => map.next_value_seed(Plan::<true>(&mut *self.0))?,
+                (true, "Keys") if self.0.keys.is_none() => self.0.keys = Some(map.next_value::<&'de RawValue>()?),
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
                 }
             }
-        }
-        Ok(())
-    }
-}
-
-struct DataPlan<'o, 'a>(&'o mut PlanFields<'a>);
-
-impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for DataPlan<'_, 'a> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de: 'a, 'a> serde::de::Visitor<'de> for DataPlan<'_, 'a> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the record's dynamodb object")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(name) = map.next_key::<fast::Text<'de>>()? {
-            if name.as_str() == "Keys" && self.0.keys.is_none() {
-                self.0.keys = Some(map.next_value::<&'de RawValue>()?);
-                self.0.stop_if_done()?;
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
-            }
+            self.0.stop_if_done()?;
         }
         Ok(())
     }
