@@ -274,7 +274,8 @@ where
     }
 }
 
-fn as_string(v: &Value) -> Option<String> {
+/// A template scalar (string, number or boolean) as text.
+pub(crate) fn as_string(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

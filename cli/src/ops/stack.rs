@@ -18,20 +18,12 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
-use serde_json::Value;
 
 use super::error::{aws_error, OpsError, Result};
-use crate::provision::{function_names, generated_name, resolve_function, ProvisionedStack, QueueInfo, TableInfo};
+use crate::provision::{
+    as_string, function_names, generated_name, resolve_function, ProvisionedStack, QueueInfo, TableInfo,
+};
 use crate::template::{Resolver, Resource, StackContext, Template};
-
-fn as_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
 
 fn template_err(e: impl std::fmt::Display) -> OpsError {
     OpsError::usage(format!("template: {e}"))
