@@ -336,13 +336,9 @@ fn stream_source<T: DeserializeOwned>(records: &[Box<RawValue>]) -> Source<'_, S
     Source {
         kind: SourceKind::DynamodbStream,
         raw: records,
-        decode: decode_stream::<T>,
+        decode: decode_stream_change::<T>,
         id_of: |r| &r.meta.sequence_number,
     }
-}
-
-fn decode_stream<T: DeserializeOwned>(index: usize, raw: &RawValue) -> Result<StreamRecord<T>, DecodeError> {
-    decode_stream_change::<T>(index, raw)
 }
 
 fn decode_sqs<T: DeserializeOwned>(index: usize, raw: &RawValue) -> Result<Message<T>, DecodeError> {
@@ -605,12 +601,11 @@ impl<S: DeadLetterSink> BatchProcessor<S> {
                 if g >= groups {
                     break;
                 }
+                let single = [g as u32];
                 let members: &[u32] = match schedule {
                     Some(s) => &s.members[s.starts[g] as usize..s.starts[g + 1] as usize],
-                    None => &[],
+                    None => &single,
                 };
-                let single = [g as u32];
-                let members = if schedule.is_some() { members } else { &single[..] };
                 let mut group_failed = false;
                 for &index in members {
                     let index = index as usize;
