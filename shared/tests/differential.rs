@@ -433,8 +433,12 @@ fn tagged() -> impl Strategy<Value = Tagged> {
     ]
 }
 
+/// The flattened keys never include `id`: a value whose `rest` held an `id`
+/// would serialize to an item that no `Flat` can be read back from, and the
+/// test requires unmutated values to decode.
 fn flat() -> impl Strategy<Value = Flat> {
-    (text(), btree_map("[a-z]{1,4}", any::<i32>().prop_map(serde_json::Value::from), 0..3))
+    let extra = "[a-z]{1,4}".prop_filter("`id` is the struct's own field", |k| k != "id");
+    (text(), btree_map(extra, any::<i32>().prop_map(serde_json::Value::from), 0..3))
         .prop_map(|(id, rest)| Flat { id, rest })
 }
 
