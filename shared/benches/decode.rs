@@ -29,17 +29,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pipeline_core::{
-    decode_sqs_event, decode_stream_event, BatchProcessor, Deadline, Item, Job, MemorySink, ProcessorInfo, SqsEvent,
-    StreamEvent,
-};
+use pipeline_core::{Item, Job};
 use serde::de::IgnoredAny;
+use support::{Handler, Sqs, Stream, Workload};
 
 const SIZES: [usize; 3] = [100, 1_000, 5_000];
-
-fn engine() -> BatchProcessor<MemorySink> {
-    BatchProcessor::new(ProcessorInfo::new("bench", "0"), MemorySink::new())
-}
 
 fn reference_stream(bytes: &[u8]) -> usize {
     use aws_lambda_events::event::dynamodb::Event;
@@ -66,84 +60,41 @@ fn reference_sqs(bytes: &[u8]) -> usize {
         .count()
 }
 
-fn stream(c: &mut Criterion) {
+/// The groups `{source}/{n}` of one workload; `reference` is its
+/// `aws_lambda_events` row.
+fn groups<W: Workload>(c: &mut Criterion, reference: fn(&[u8]) -> usize) {
     let rt = support::runtime();
+    let engine = support::engine();
     for n in SIZES {
-        let bytes = support::stream_event(n, 7).into_bytes();
-        let mut group = c.benchmark_group(format!("stream/{n}"));
+        let bytes = W::event(n).into_bytes();
+        let mut group = c.benchmark_group(format!("{}/{n}", W::SOURCE));
         group.throughput(Throughput::Bytes(bytes.len() as u64));
         group.bench_function(BenchmarkId::from_parameter("raw_parse"), |b| {
             b.iter(|| serde_json::from_slice::<IgnoredAny>(black_box(&bytes)).unwrap())
         });
-        group.bench_function(BenchmarkId::from_parameter("split"), |b| {
-            b.iter(|| serde_json::from_slice::<StreamEvent>(black_box(&bytes)).unwrap())
-        });
+        group.bench_function(BenchmarkId::from_parameter("split"), |b| b.iter(|| W::split(black_box(&bytes))));
         group.bench_function(BenchmarkId::from_parameter("decode"), |b| {
-            b.iter(|| {
-                let event: StreamEvent = serde_json::from_slice(black_box(&bytes)).unwrap();
-                decode_stream_event::<Item>(&event)
-            })
+            b.iter(|| W::decode(&W::split(black_box(&bytes))))
         });
-        let engine = engine();
         group.bench_function(BenchmarkId::from_parameter("engine"), |b| {
-            b.iter(|| {
-                let event: StreamEvent = serde_json::from_slice(black_box(&bytes)).unwrap();
-                let response = rt.block_on(engine.process_stream(event, Deadline::none(), support::stream_handler));
-                serde_json::to_vec(&response.unwrap()).unwrap()
-            })
+            b.iter(|| W::invoke(&rt, &engine, black_box(&bytes), Handler::Failing))
         });
         group.bench_function(BenchmarkId::from_parameter("engine_no_failures"), |b| {
-            b.iter(|| {
-                let event: StreamEvent = serde_json::from_slice(black_box(&bytes)).unwrap();
-                let response = rt.block_on(engine.process_stream(event, Deadline::none(), support::stream_handler_all));
-                serde_json::to_vec(&response.unwrap()).unwrap()
-            })
+            b.iter(|| W::invoke(&rt, &engine, black_box(&bytes), Handler::NeverFails))
         });
         group.bench_function(BenchmarkId::from_parameter("aws_lambda_events"), |b| {
-            b.iter(|| reference_stream(black_box(&bytes)))
+            b.iter(|| reference(black_box(&bytes)))
         });
         group.finish();
     }
 }
 
+fn stream(c: &mut Criterion) {
+    groups::<Stream>(c, reference_stream);
+}
+
 fn sqs(c: &mut Criterion) {
-    let rt = support::runtime();
-    for n in SIZES {
-        let bytes = support::sqs_event(n, 11).into_bytes();
-        let mut group = c.benchmark_group(format!("sqs/{n}"));
-        group.throughput(Throughput::Bytes(bytes.len() as u64));
-        group.bench_function(BenchmarkId::from_parameter("raw_parse"), |b| {
-            b.iter(|| serde_json::from_slice::<IgnoredAny>(black_box(&bytes)).unwrap())
-        });
-        group.bench_function(BenchmarkId::from_parameter("split"), |b| {
-            b.iter(|| serde_json::from_slice::<SqsEvent>(black_box(&bytes)).unwrap())
-        });
-        group.bench_function(BenchmarkId::from_parameter("decode"), |b| {
-            b.iter(|| {
-                let event: SqsEvent = serde_json::from_slice(black_box(&bytes)).unwrap();
-                decode_sqs_event::<Job>(&event)
-            })
-        });
-        let engine = engine();
-        group.bench_function(BenchmarkId::from_parameter("engine"), |b| {
-            b.iter(|| {
-                let event: SqsEvent = serde_json::from_slice(black_box(&bytes)).unwrap();
-                let response = rt.block_on(engine.process_sqs(event, Deadline::none(), support::sqs_handler));
-                serde_json::to_vec(&response.unwrap()).unwrap()
-            })
-        });
-        group.bench_function(BenchmarkId::from_parameter("engine_no_failures"), |b| {
-            b.iter(|| {
-                let event: SqsEvent = serde_json::from_slice(black_box(&bytes)).unwrap();
-                let response = rt.block_on(engine.process_sqs(event, Deadline::none(), support::sqs_handler_all));
-                serde_json::to_vec(&response.unwrap()).unwrap()
-            })
-        });
-        group.bench_function(BenchmarkId::from_parameter("aws_lambda_events"), |b| {
-            b.iter(|| reference_sqs(black_box(&bytes)))
-        });
-        group.finish();
-    }
+    groups::<Sqs>(c, reference_sqs);
 }
 
 fn config() -> Criterion {

@@ -32,10 +32,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use pipeline_core::{
-    BatchProcessor, Change, Deadline, Item, ItemStatus, Job, MemoryQueue, MemorySink, OutgoingMessage, ProcessorInfo,
-    Producer, RecordError, SqsEvent, StreamEvent, StreamRecord,
+    Change, Deadline, Item, ItemStatus, Job, MemoryQueue, OutgoingMessage, Producer, RecordError, StreamEvent,
+    StreamRecord,
 };
 use serde::de::IgnoredAny;
+use support::{Handler, Sqs, Stream, Workload};
 
 const SIZES: [usize; 3] = [100, 1_000, 5_000];
 
@@ -54,8 +55,8 @@ fn main() {
 fn generate(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     for n in SIZES {
-        std::fs::write(dir.join(format!("stream-{n}.json")), support::stream_event(n, 7)).unwrap();
-        std::fs::write(dir.join(format!("sqs-{n}.json")), support::sqs_event(n, 11)).unwrap();
+        std::fs::write(dir.join(format!("{}-{n}.json", Stream::SOURCE)), Stream::event(n)).unwrap();
+        std::fs::write(dir.join(format!("{}-{n}.json", Sqs::SOURCE)), Sqs::event(n)).unwrap();
     }
     // The largest batch Lambda passes (6 MB payload limit).
     let mut n = 4_000;
@@ -70,10 +71,6 @@ fn generate(dir: &Path) {
     std::fs::write(dir.join("coldstart-stream.json"), support::quiet_stream_event(10)).unwrap();
     std::fs::write(dir.join("coldstart-sqs.json"), r#"{"Records":[]}"#).unwrap();
     println!("events written to {}", dir.display());
-}
-
-fn engine() -> BatchProcessor<MemorySink> {
-    BatchProcessor::new(ProcessorInfo::new("bench", "0"), MemorySink::new())
 }
 
 /// The usual alternative: aws_lambda_events' types, serde_dynamo per image,
@@ -165,10 +162,17 @@ fn rows(source: &str, records: usize, bytes: usize, t: &[f64]) {
 }
 
 fn throughput(dir: &Path, seconds: f64) {
+    sizes::<Stream>(dir, seconds, aws_lambda_events_stream);
+    sizes::<Sqs>(dir, seconds, aws_lambda_events_sqs);
+}
+
+/// The [`ROWS`] of one workload, for each size; `naive` is its
+/// `aws_lambda_events` row.
+fn sizes<W: Workload>(dir: &Path, seconds: f64, naive: fn(&[u8]) -> Vec<u8>) {
     let rt = support::runtime();
-    let engine = engine();
+    let engine = support::engine();
     for n in SIZES {
-        let bytes = std::fs::read(dir.join(format!("stream-{n}.json"))).unwrap();
+        let bytes = std::fs::read(dir.join(format!("{}-{n}.json", W::SOURCE))).unwrap();
         let t = interleaved(
             seconds,
             &mut [
@@ -176,61 +180,21 @@ fn throughput(dir: &Path, seconds: f64) {
                     black_box(serde_json::from_slice::<IgnoredAny>(&bytes).unwrap());
                 },
                 &mut || {
-                    let event: StreamEvent = serde_json::from_slice(&bytes).unwrap();
-                    let response = rt.block_on(engine.process_stream(event, Deadline::none(), support::stream_handler));
-                    black_box(serde_json::to_vec(&response.unwrap()).unwrap());
+                    black_box(W::invoke(&rt, &engine, &bytes, Handler::Failing));
                 },
                 &mut || {
-                    let event: StreamEvent = serde_json::from_slice(&bytes).unwrap();
-                    let response =
-                        rt.block_on(engine.process_stream(event, Deadline::none(), support::stream_handler_all));
-                    black_box(serde_json::to_vec(&response.unwrap()).unwrap());
+                    black_box(W::invoke(&rt, &engine, &bytes, Handler::NeverFails));
+                },
+                &mut || W::decode(&W::split(&bytes)),
+                &mut || {
+                    black_box(W::split(&bytes));
                 },
                 &mut || {
-                    let event: StreamEvent = serde_json::from_slice(&bytes).unwrap();
-                    black_box(pipeline_core::decode_stream_event::<Item>(&event));
-                },
-                &mut || {
-                    black_box(serde_json::from_slice::<StreamEvent>(&bytes).unwrap());
-                },
-                &mut || {
-                    black_box(aws_lambda_events_stream(&bytes));
+                    black_box(naive(&bytes));
                 },
             ],
         );
-        rows("stream", n, bytes.len(), &t);
-    }
-    for n in SIZES {
-        let bytes = std::fs::read(dir.join(format!("sqs-{n}.json"))).unwrap();
-        let t = interleaved(
-            seconds,
-            &mut [
-                &mut || {
-                    black_box(serde_json::from_slice::<IgnoredAny>(&bytes).unwrap());
-                },
-                &mut || {
-                    let event: SqsEvent = serde_json::from_slice(&bytes).unwrap();
-                    let response = rt.block_on(engine.process_sqs(event, Deadline::none(), support::sqs_handler));
-                    black_box(serde_json::to_vec(&response.unwrap()).unwrap());
-                },
-                &mut || {
-                    let event: SqsEvent = serde_json::from_slice(&bytes).unwrap();
-                    let response = rt.block_on(engine.process_sqs(event, Deadline::none(), support::sqs_handler_all));
-                    black_box(serde_json::to_vec(&response.unwrap()).unwrap());
-                },
-                &mut || {
-                    let event: SqsEvent = serde_json::from_slice(&bytes).unwrap();
-                    black_box(pipeline_core::decode_sqs_event::<Job>(&event));
-                },
-                &mut || {
-                    black_box(serde_json::from_slice::<SqsEvent>(&bytes).unwrap());
-                },
-                &mut || {
-                    black_box(aws_lambda_events_sqs(&bytes));
-                },
-            ],
-        );
-        rows("sqs", n, bytes.len(), &t);
+        rows(W::SOURCE, n, bytes.len(), &t);
     }
 }
 
@@ -246,38 +210,36 @@ fn status(field: &str) -> u64 {
 /// runtime does, the bytes dropped, the batch run, the response encoded.
 fn peak(file: &Path, source: &str) {
     let rt = support::runtime();
-    let engine = engine();
+    let engine = support::engine();
     let before = status("VmHWM:");
     let bytes = std::fs::read(file).unwrap();
     let payload = bytes.len();
     let response = match source {
         // The same up to a stage, to see where the memory goes.
         "stream:split" => {
-            let event: StreamEvent = serde_json::from_slice(&bytes).unwrap();
+            let event = Stream::split(&bytes);
             drop(bytes);
             black_box(&event);
-            Ok(Vec::new())
+            Vec::new()
         }
         "stream:decode" => {
-            let event: StreamEvent = serde_json::from_slice(&bytes).unwrap();
+            let event = Stream::split(&bytes);
             drop(bytes);
-            black_box(pipeline_core::decode_stream_event::<Item>(&event));
-            Ok(Vec::new())
+            Stream::decode(&event);
+            Vec::new()
         }
         "stream" => {
-            let event: StreamEvent = serde_json::from_slice(&bytes).unwrap();
+            let event = Stream::split(&bytes);
             drop(bytes);
-            serde_json::to_vec(
-                &rt.block_on(engine.process_stream(event, Deadline::none(), support::stream_handler)).unwrap(),
-            )
+            Stream::run(&rt, &engine, event, Handler::Failing)
         }
         _ => {
-            let event: SqsEvent = serde_json::from_slice(&bytes).unwrap();
+            let event = Sqs::split(&bytes);
             drop(bytes);
-            serde_json::to_vec(&rt.block_on(engine.process_sqs(event, Deadline::none(), support::sqs_handler)).unwrap())
+            Sqs::run(&rt, &engine, event, Handler::Failing)
         }
     };
-    black_box(response.unwrap());
+    black_box(response);
     let after = status("VmHWM:");
     println!(
         "{}",
@@ -292,8 +254,8 @@ fn peak(file: &Path, source: &str) {
 /// batching producer to a queue with 20 ms of latency per call.
 fn fanout() {
     let rt = support::runtime();
-    let bytes = support::stream_event(1_000, 7);
-    let engine = engine();
+    let bytes = Stream::event(1_000);
+    let engine = support::engine();
     let queue = MemoryQueue::new();
     queue.set_latency(Duration::from_millis(20));
     let producer = Producer::new(queue);

@@ -10,7 +10,11 @@
 
 use std::fmt::Write as _;
 
-use pipeline_core::{Change, Job, Message, RecordError, StreamRecord};
+use pipeline_core::{
+    BatchProcessor, Change, Deadline, Item, Job, MemorySink, Message, ProcessorInfo, RecordError, SqsEvent,
+    StreamEvent, StreamRecord,
+};
+use serde::de::DeserializeOwned;
 
 pub const STREAM_ARN: &str =
     "arn:aws:dynamodb:us-east-1:123456789012:table/pipeline-items/stream/2026-11-20T10:00:00.000";
@@ -222,7 +226,7 @@ impl std::fmt::Display for Injected {
 impl std::error::Error for Injected {}
 
 /// The stream handler: reads the typed change, fails the `fail-` items.
-pub async fn stream_handler(record: StreamRecord<pipeline_core::Item>) -> Result<(), RecordError> {
+pub async fn stream_handler(record: StreamRecord<Item>) -> Result<(), RecordError> {
     let item = match &record.change {
         Change::Insert { new } | Change::Modify { new, .. } => new,
         Change::Remove { old } => old,
@@ -247,7 +251,7 @@ pub async fn sqs_handler(message: Message<Job>) -> Result<(), RecordError> {
 /// [`stream_handler`] for a batch where nothing fails: reads the same
 /// fields, so that every record of the batch is decoded and run (with a
 /// failure, a stream batch stops at it and Lambda delivers the rest again).
-pub async fn stream_handler_all(record: StreamRecord<pipeline_core::Item>) -> Result<(), RecordError> {
+pub async fn stream_handler_all(record: StreamRecord<Item>) -> Result<(), RecordError> {
     let item = match &record.change {
         Change::Insert { new } | Change::Modify { new, .. } => new,
         Change::Remove { old } => old,
@@ -265,4 +269,116 @@ pub async fn sqs_handler_all(message: Message<Job>) -> Result<(), RecordError> {
 /// A current-thread runtime, as in a Lambda function.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// The engine every bench runs: default configuration, dead letters kept in
+/// memory.
+pub fn engine() -> BatchProcessor<MemorySink> {
+    BatchProcessor::new(ProcessorInfo::new("bench", "0"), MemorySink::new())
+}
+
+/// Which handler a batch runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    /// [`stream_handler`] / [`sqs_handler`]: the 1 % `fail-` records fail.
+    Failing,
+    /// [`stream_handler_all`] / [`sqs_handler_all`]: nothing fails.
+    NeverFails,
+}
+
+/// One kind of event, run the same way by every bench: its batches, its
+/// split, its typed decode and a warm invocation.
+pub trait Workload {
+    /// The event as the Lambda runtime hands it over: raw records.
+    type Event: DeserializeOwned;
+    /// `stream` / `sqs`: in group names, file names and output lines.
+    const SOURCE: &'static str;
+
+    /// The batch of `n` records every bench measures.
+    fn event(n: usize) -> String;
+
+    /// The bytes into raw records, as the Lambda runtime does.
+    fn split(bytes: &[u8]) -> Self::Event {
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    /// Every record decoded into its typed form, nothing run.
+    fn decode(event: &Self::Event);
+
+    /// The batch run by the engine and the response encoded: what a warm
+    /// invocation does after the split.
+    fn run(
+        rt: &tokio::runtime::Runtime,
+        engine: &BatchProcessor<MemorySink>,
+        event: Self::Event,
+        handler: Handler,
+    ) -> Vec<u8>;
+
+    /// [`Workload::split`] then [`Workload::run`]: a whole warm invocation.
+    fn invoke(
+        rt: &tokio::runtime::Runtime,
+        engine: &BatchProcessor<MemorySink>,
+        bytes: &[u8],
+        handler: Handler,
+    ) -> Vec<u8> {
+        Self::run(rt, engine, Self::split(bytes), handler)
+    }
+}
+
+/// DynamoDB Streams batches of [`Item`] images.
+pub struct Stream;
+
+impl Workload for Stream {
+    type Event = StreamEvent;
+    const SOURCE: &'static str = "stream";
+
+    fn event(n: usize) -> String {
+        stream_event(n, 7)
+    }
+
+    fn decode(event: &StreamEvent) {
+        std::hint::black_box(pipeline_core::decode_stream_event::<Item>(event));
+    }
+
+    fn run(
+        rt: &tokio::runtime::Runtime,
+        engine: &BatchProcessor<MemorySink>,
+        event: StreamEvent,
+        handler: Handler,
+    ) -> Vec<u8> {
+        let response = match handler {
+            Handler::Failing => rt.block_on(engine.process_stream(event, Deadline::none(), stream_handler)),
+            Handler::NeverFails => rt.block_on(engine.process_stream(event, Deadline::none(), stream_handler_all)),
+        };
+        serde_json::to_vec(&response.unwrap()).unwrap()
+    }
+}
+
+/// SQS batches of [`Job`] bodies.
+pub struct Sqs;
+
+impl Workload for Sqs {
+    type Event = SqsEvent;
+    const SOURCE: &'static str = "sqs";
+
+    fn event(n: usize) -> String {
+        sqs_event(n, 11)
+    }
+
+    fn decode(event: &SqsEvent) {
+        std::hint::black_box(pipeline_core::decode_sqs_event::<Job>(event));
+    }
+
+    fn run(
+        rt: &tokio::runtime::Runtime,
+        engine: &BatchProcessor<MemorySink>,
+        event: SqsEvent,
+        handler: Handler,
+    ) -> Vec<u8> {
+        let response = match handler {
+            Handler::Failing => rt.block_on(engine.process_sqs(event, Deadline::none(), sqs_handler)),
+            Handler::NeverFails => rt.block_on(engine.process_sqs(event, Deadline::none(), sqs_handler_all)),
+        };
+        serde_json::to_vec(&response.unwrap()).unwrap()
+    }
 }
