@@ -20,7 +20,7 @@ use pipeline_cli::provision::{provision, ProvisionedStack};
 use pipeline_cli::template::{StackContext, Template};
 use pipeline_core::{Item, ItemStatus, ItemWriter, Job, RemovalAudit, SqsDeadLetterSink, SqsQueue};
 use pipeline_tests::local::{poll_until, sdk_config, unique};
-use queue_processor::{DynamoItemStore, ItemStore, QueueProcessor, StoreError, Write};
+use queue_processor::{DynamoItemStore, ItemStore, QueueProcessor, StoreError, WriteOutcome};
 use serde_json::{json, Value};
 use stream_processor::StreamProcessor;
 
@@ -171,12 +171,12 @@ impl ItemStore for Outage {
         self.inner.get(id).await
     }
 
-    async fn put_if_version(&self, item: &Item, expected_version: u64) -> Result<Write, StoreError> {
+    async fn put_if_version(&self, item: &Item, expected_version: u64) -> Result<WriteOutcome, StoreError> {
         self.check(item.id())?;
         self.inner.put_if_version(item, expected_version).await
     }
 
-    async fn put_audit(&self, audit: &RemovalAudit) -> Result<Write, StoreError> {
+    async fn put_audit(&self, audit: &RemovalAudit) -> Result<WriteOutcome, StoreError> {
         self.inner.put_audit(audit).await
     }
 }
@@ -297,11 +297,11 @@ impl ItemStore for ArcStore {
         self.0.get(id).await
     }
 
-    async fn put_if_version(&self, item: &Item, expected_version: u64) -> Result<Write, StoreError> {
+    async fn put_if_version(&self, item: &Item, expected_version: u64) -> Result<WriteOutcome, StoreError> {
         self.0.put_if_version(item, expected_version).await
     }
 
-    async fn put_audit(&self, audit: &RemovalAudit) -> Result<Write, StoreError> {
+    async fn put_audit(&self, audit: &RemovalAudit) -> Result<WriteOutcome, StoreError> {
         self.0.put_audit(audit).await
     }
 }

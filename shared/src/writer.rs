@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, Utc};
 
 use crate::error::BoxError;
-use crate::model::{Item, ItemStatus, ITEM_SK};
+use crate::model::{Item, ItemStatus, RemovalAudit, ITEM_SK};
 
 /// What a conditional write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +41,18 @@ pub struct ItemWriter {
     base_backoff: Duration,
 }
 
-fn encode(item: &Item) -> Result<HashMap<String, AttributeValue>, BoxError> {
-    Ok(serde_dynamo::to_item(item)?)
+/// `record` as DynamoDB attributes; `what` names it in the error.
+fn encode<T: serde::Serialize>(record: &T, what: &str) -> Result<HashMap<String, AttributeValue>, BoxError> {
+    serde_dynamo::to_item(record).map_err(|e| format!("cannot encode {what}: {e}").into())
+}
+
+/// The condition a `PutItem` is made under.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// No record with the same key exists.
+    Absent,
+    /// The stored record is at this version.
+    Version(u64),
 }
 
 impl ItemWriter {
@@ -60,15 +70,30 @@ impl ItemWriter {
     /// Creates an item; [`WriteOutcome::Conflict`] if one with its key
     /// exists.
     pub async fn create(&self, item: &Item) -> Result<WriteOutcome, BoxError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(encode(item)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        self.conditional(result.map(|_| ()), "PutItem")
+        self.put(encode(item, "item")?, Expect::Absent).await
+    }
+
+    /// Writes `item` as it is if the stored item is still at
+    /// `expected_version` (the caller sets the new version).
+    pub async fn put_if_version(&self, item: &Item, expected_version: u64) -> Result<WriteOutcome, BoxError> {
+        self.put(encode(item, "item")?, Expect::Version(expected_version)).await
+    }
+
+    /// Writes an audit record unless one with the same key exists.
+    pub async fn put_audit(&self, audit: &RemovalAudit) -> Result<WriteOutcome, BoxError> {
+        self.put(encode(audit, "audit record")?, Expect::Absent).await
+    }
+
+    async fn put(&self, record: HashMap<String, AttributeValue>, expect: Expect) -> Result<WriteOutcome, BoxError> {
+        let request = self.client.put_item().table_name(&self.table).set_item(Some(record));
+        let request = match expect {
+            Expect::Absent => request.condition_expression("attribute_not_exists(pk)"),
+            Expect::Version(v) => request
+                .condition_expression("#v = :expected")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":expected", AttributeValue::N(v.to_string())),
+        };
+        self.conditional(request.send().await.map(|_| ()), "PutItem")
     }
 
     /// Replaces an item with new content: `item` is written at
@@ -87,17 +112,7 @@ impl ItemWriter {
         next.total = None;
         next.processed_at = None;
         next.failure_reason = None;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(encode(&next)?))
-            .condition_expression("#v = :expected")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_values(":expected", AttributeValue::N(expected_version.to_string()))
-            .send()
-            .await;
-        self.conditional(result.map(|_| ()), "PutItem")
+        self.put_if_version(&next, expected_version).await
     }
 
     /// Deletes an item if it is still at `expected_version`.
@@ -140,11 +155,13 @@ impl ItemWriter {
         let mut report = BatchWriteReport::default();
         let mut pending: Vec<(usize, WriteRequest)> = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            match encode(item).and_then(|attrs| {
-                Ok(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(attrs)).build()?).build())
+            match encode(item, "item").and_then(|attrs| {
+                let put = PutRequest::builder().set_item(Some(attrs)).build();
+                let put = put.map_err(|e| format!("cannot encode item: {e}"))?;
+                Ok(WriteRequest::builder().put_request(put).build())
             }) {
                 Ok(request) => pending.push((i, request)),
-                Err(e) => report.failed.push((i, format!("cannot encode item: {e}"))),
+                Err(e) => report.failed.push((i, e.to_string())),
             }
         }
         for chunk in pending.chunks(25) {

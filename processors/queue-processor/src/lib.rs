@@ -21,11 +21,13 @@ pub mod store;
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use chrono::{DateTime, Utc};
+/// What an [`ItemStore`] write did (the same outcome [`pipeline_core::ItemWriter`] reports).
+pub use pipeline_core::WriteOutcome;
 use pipeline_core::{
     BatchError, BatchProcessor, BatchReport, DeadLetterSink, Deadline, Decimal, Item, ItemStatus, Job, Message,
     ProcessorInfo, RecordError, RemovalAudit, SqsEvent,
 };
-pub use store::{DynamoItemStore, ItemStore, MemoryItemStore, StoreError, Write};
+pub use store::{DynamoItemStore, ItemStore, MemoryItemStore, StoreError};
 
 /// The processor's name in logs and dead-letter envelopes.
 pub const NAME: &str = "queue-processor";
@@ -94,10 +96,12 @@ pub async fn run_job<S: ItemStore>(store: &S, job: Job, now: DateTime<Utc>) -> R
                     next.set_status(ItemStatus::Failed);
                     next.failure_reason = Some(reason.clone());
                     match store.put_if_version(&next, version).await.map_err(retryable)? {
-                        Write::Done => {
+                        WriteOutcome::Written => {
                             Err(RecordError::permanent("validation", format!("item {item_id} v{version}: {reason}")))
                         }
-                        Write::Conflict => Ok(JobOutcome::Stale(format!("item {item_id} changed while failing it"))),
+                        WriteOutcome::Conflict => {
+                            Ok(JobOutcome::Stale(format!("item {item_id} changed while failing it")))
+                        }
                     }
                 }
                 Ok((name, tags, total)) => {
@@ -108,8 +112,10 @@ pub async fn run_job<S: ItemStore>(store: &S, job: Job, now: DateTime<Utc>) -> R
                     next.processed_at = Some(now);
                     next.failure_reason = None;
                     match store.put_if_version(&next, version).await.map_err(retryable)? {
-                        Write::Done => Ok(JobOutcome::Processed),
-                        Write::Conflict => Ok(JobOutcome::Stale(format!("item {item_id} changed while processing"))),
+                        WriteOutcome::Written => Ok(JobOutcome::Processed),
+                        WriteOutcome::Conflict => {
+                            Ok(JobOutcome::Stale(format!("item {item_id} changed while processing")))
+                        }
                     }
                 }
             }
@@ -117,8 +123,8 @@ pub async fn run_job<S: ItemStore>(store: &S, job: Job, now: DateTime<Utc>) -> R
         Job::RecordRemoval { item_id, version, reason, sequence_number, removed_at } => {
             let audit = RemovalAudit::new(&item_id, version, reason, &sequence_number, removed_at, now);
             match store.put_audit(&audit).await.map_err(retryable)? {
-                Write::Done => Ok(JobOutcome::Recorded),
-                Write::Conflict => Ok(JobOutcome::AlreadyRecorded),
+                WriteOutcome::Written => Ok(JobOutcome::Recorded),
+                WriteOutcome::Conflict => Ok(JobOutcome::AlreadyRecorded),
             }
         }
     }

@@ -5,21 +5,10 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use pipeline_core::model::ITEM_SK;
-use pipeline_core::{Item, RemovalAudit};
-
-/// What a conditional write did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Write {
-    /// Written.
-    Done,
-    /// The condition did not hold (another writer got there first).
-    Conflict,
-}
+use pipeline_core::{Item, ItemWriter, RemovalAudit, WriteOutcome};
 
 /// A failed table call. Every such failure is treated as transient: the
 /// job is retried, and after `maxReceiveCount` receives SQS moves it to the
@@ -33,101 +22,59 @@ pub struct StoreError(pub String);
 pub trait ItemStore: Send + Sync {
     /// Reads an item (strongly consistent).
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<Item>, StoreError>> + Send;
-    /// Writes `item` if the stored item is still at `expected_version`.
+    /// Writes `item` if the stored item is still at `expected_version`;
+    /// [`WriteOutcome::Conflict`] when another writer got there first.
     fn put_if_version(
         &self,
         item: &Item,
         expected_version: u64,
-    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
     /// Writes an audit record unless one with the same key exists.
-    fn put_audit(&self, audit: &RemovalAudit) -> impl Future<Output = Result<Write, StoreError>> + Send;
+    fn put_audit(&self, audit: &RemovalAudit) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
 }
 
-/// [`ItemStore`] over DynamoDB.
+/// [`ItemStore`] over DynamoDB: reads here, conditional writes through
+/// [`ItemWriter`].
 #[derive(Debug, Clone)]
 pub struct DynamoItemStore {
     client: aws_sdk_dynamodb::Client,
-    table: String,
+    writer: ItemWriter,
 }
 
 impl DynamoItemStore {
     /// The store for `table`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
-    }
-}
-
-fn store_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
-    what: &str,
-    table: &str,
-    e: &SdkError<E, R>,
-) -> StoreError {
-    StoreError(format!("{what} on table {table}: {}", DisplayErrorContext(e)))
-}
-
-impl DynamoItemStore {
-    /// A conditional `PutItem`'s result: a failed condition is a conflict,
-    /// not an error.
-    fn conditional(
-        &self,
-        result: Result<PutItemOutput, SdkError<PutItemError, HttpResponse>>,
-    ) -> Result<Write, StoreError> {
-        match result {
-            Ok(_) => Ok(Write::Done),
-            Err(e) if e.as_service_error().is_some_and(PutItemError::is_conditional_check_failed_exception) => {
-                Ok(Write::Conflict)
-            }
-            Err(e) => Err(store_error("PutItem", &self.table, &e)),
-        }
+        Self { writer: ItemWriter::new(client.clone(), table), client }
     }
 }
 
 impl ItemStore for DynamoItemStore {
     async fn get(&self, id: &str) -> Result<Option<Item>, StoreError> {
+        let table = self.writer.table();
         let out = self
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(table)
             .key("pk", AttributeValue::S(Item::pk_for(id)))
             .key("sk", AttributeValue::S(ITEM_SK.to_owned()))
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| store_error("GetItem", &self.table, &e))?;
+            .map_err(|e| StoreError(format!("GetItem on table {table}: {}", DisplayErrorContext(&e))))?;
         match out.item {
             None => Ok(None),
             Some(raw) => serde_dynamo::from_item(raw)
                 .map(Some)
-                .map_err(|e| StoreError(format!("item {id} in table {} does not decode: {e}", self.table))),
+                .map_err(|e| StoreError(format!("item {id} in table {table} does not decode: {e}"))),
         }
     }
 
-    async fn put_if_version(&self, item: &Item, expected_version: u64) -> Result<Write, StoreError> {
-        let attrs = serde_dynamo::to_item(item).map_err(|e| StoreError(format!("cannot encode item: {e}")))?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(attrs))
-            .condition_expression("#v = :expected")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_values(":expected", AttributeValue::N(expected_version.to_string()))
-            .send()
-            .await;
-        self.conditional(result)
+    async fn put_if_version(&self, item: &Item, expected_version: u64) -> Result<WriteOutcome, StoreError> {
+        self.writer.put_if_version(item, expected_version).await.map_err(|e| StoreError(e.to_string()))
     }
 
-    async fn put_audit(&self, audit: &RemovalAudit) -> Result<Write, StoreError> {
-        let attrs = serde_dynamo::to_item(audit).map_err(|e| StoreError(format!("cannot encode audit record: {e}")))?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(attrs))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        self.conditional(result)
+    async fn put_audit(&self, audit: &RemovalAudit) -> Result<WriteOutcome, StoreError> {
+        self.writer.put_audit(audit).await.map_err(|e| StoreError(e.to_string()))
     }
 }
 
@@ -198,7 +145,7 @@ impl ItemStore for MemoryItemStore {
         Ok(self.item(id))
     }
 
-    async fn put_if_version(&self, item: &Item, expected_version: u64) -> Result<Write, StoreError> {
+    async fn put_if_version(&self, item: &Item, expected_version: u64) -> Result<WriteOutcome, StoreError> {
         self.check()?;
         let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
         match items.get(item.id()) {
@@ -206,22 +153,22 @@ impl ItemStore for MemoryItemStore {
                 items.insert(item.id().to_owned(), item.clone());
                 drop(items);
                 self.count_write();
-                Ok(Write::Done)
+                Ok(WriteOutcome::Written)
             }
-            _ => Ok(Write::Conflict),
+            _ => Ok(WriteOutcome::Conflict),
         }
     }
 
-    async fn put_audit(&self, audit: &RemovalAudit) -> Result<Write, StoreError> {
+    async fn put_audit(&self, audit: &RemovalAudit) -> Result<WriteOutcome, StoreError> {
         self.check()?;
         let mut audits = self.audits.lock().unwrap_or_else(|p| p.into_inner());
         let key = (audit.pk.clone(), audit.sk.clone());
         if audits.contains_key(&key) {
-            return Ok(Write::Conflict);
+            return Ok(WriteOutcome::Conflict);
         }
         audits.insert(key, audit.clone());
         drop(audits);
         self.count_write();
-        Ok(Write::Done)
+        Ok(WriteOutcome::Written)
     }
 }

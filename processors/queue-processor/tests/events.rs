@@ -162,14 +162,18 @@ impl queue_processor::ItemStore for RacingStore {
         Ok(read)
     }
 
-    async fn put_if_version(&self, item: &Item, v: u64) -> Result<queue_processor::Write, queue_processor::StoreError> {
+    async fn put_if_version(
+        &self,
+        item: &Item,
+        v: u64,
+    ) -> Result<queue_processor::WriteOutcome, queue_processor::StoreError> {
         self.0.put_if_version(item, v).await
     }
 
     async fn put_audit(
         &self,
         audit: &pipeline_core::RemovalAudit,
-    ) -> Result<queue_processor::Write, queue_processor::StoreError> {
+    ) -> Result<queue_processor::WriteOutcome, queue_processor::StoreError> {
         self.0.put_audit(audit).await
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use pipeline_core::{BoxError, EntryFailure, Item, OutgoingMessage, RemovalAudit, SqsTransport};
-use queue_processor::{ItemStore, StoreError, Write};
+use queue_processor::{ItemStore, StoreError, WriteOutcome};
 
 /// A deterministic stream of fractions in [0, 1) (splitmix64).
 #[derive(Debug)]
@@ -67,10 +67,10 @@ impl<S: ItemStore> ItemStore for FlakyStore<S> {
         self.inner.get(id).await
     }
 
-    async fn put_if_version(&self, item: &Item, expected_version: u64) -> Result<Write, StoreError> {
+    async fn put_if_version(&self, item: &Item, expected_version: u64) -> Result<WriteOutcome, StoreError> {
         self.chaos("PutItem")?;
         let result = self.inner.put_if_version(item, expected_version).await?;
-        if result == Write::Done {
+        if result == WriteOutcome::Written {
             *self.writes.lock().unwrap().entry(item.id().to_owned()).or_default() += 1;
         }
         // A write that landed but whose answer is lost: the job is retried
@@ -79,7 +79,7 @@ impl<S: ItemStore> ItemStore for FlakyStore<S> {
         Ok(result)
     }
 
-    async fn put_audit(&self, audit: &RemovalAudit) -> Result<Write, StoreError> {
+    async fn put_audit(&self, audit: &RemovalAudit) -> Result<WriteOutcome, StoreError> {
         self.chaos("PutItem audit")?;
         self.inner.put_audit(audit).await
     }
