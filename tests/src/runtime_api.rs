@@ -165,3 +165,18 @@ impl Function {
         Self { child: cmd.spawn().unwrap() }
     }
 }
+
+/// Starts `binary` against a [`RuntimeApi`] without `variable` and asserts
+/// that it exits with an error that names it.
+pub async fn assert_exits_naming_missing(binary: &str, variable: &str) {
+    let api = RuntimeApi::start().await;
+    let out = tokio::process::Command::new(binary)
+        .env("AWS_LAMBDA_RUNTIME_API", api.address())
+        .env_remove(variable)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "{binary} started without {variable}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{variable} must be set")), "{stderr}");
+}

@@ -7,23 +7,14 @@ use std::time::Duration;
 use chrono::DateTime;
 use pipeline_core::{Item, ItemStatus};
 use pipeline_tests::local::{create_items_table, create_queue, drain, sdk_config, unique};
-use pipeline_tests::runtime_api::{Function, Outcome, RuntimeApi};
+use pipeline_tests::runtime_api::{assert_exits_naming_missing, Function, Outcome, RuntimeApi};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_queue-processor");
 
 #[tokio::test]
 async fn without_its_configuration_it_exits_naming_the_missing_variable() {
-    let api = RuntimeApi::start().await;
-    let out = tokio::process::Command::new(BIN)
-        .env("AWS_LAMBDA_RUNTIME_API", api.address())
-        .env_remove("ITEMS_TABLE_NAME")
-        .output()
-        .await
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("ITEMS_TABLE_NAME must be set"), "{stderr}");
+    assert_exits_naming_missing(BIN, "ITEMS_TABLE_NAME").await;
 }
 
 #[tokio::test]

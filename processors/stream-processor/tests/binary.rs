@@ -5,23 +5,14 @@
 use std::time::Duration;
 
 use pipeline_tests::local::{create_queue, drain, sdk_config, unique};
-use pipeline_tests::runtime_api::{Function, Outcome, RuntimeApi};
+use pipeline_tests::runtime_api::{assert_exits_naming_missing, Function, Outcome, RuntimeApi};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stream-processor");
 
 #[tokio::test]
 async fn without_its_configuration_it_exits_naming_the_missing_variable() {
-    let api = RuntimeApi::start().await;
-    let out = tokio::process::Command::new(BIN)
-        .env("AWS_LAMBDA_RUNTIME_API", api.address())
-        .env_remove("PROCESSING_QUEUE_URL")
-        .output()
-        .await
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("PROCESSING_QUEUE_URL must be set"), "{stderr}");
+    assert_exits_naming_missing(BIN, "PROCESSING_QUEUE_URL").await;
 }
 
 #[tokio::test]
