@@ -554,78 +554,62 @@ impl<'de: 'a, 'a> Deserialize<'de> for KeyAttr<'a> {
     }
 }
 
-/// Decodes one raw stream record into a typed change.
-///
-/// Returns the record's header (identifiers, key) in every case, so that a
-/// record that fails to decode can still be reported or dead-lettered.
+/// What the engine has for one raw stream record: the header it reads
+/// identifiers from (only when it must report or dead-letter the record)
+/// and the typed change. Kept for the differential tests.
 pub(crate) fn decode_stream_record<T: DeserializeOwned>(
     index: usize,
     raw: &RawValue,
 ) -> (StreamHeader, Result<StreamRecord<T>, DecodeError>) {
-    let (header, result) = decode(index, raw, true);
-    (header.unwrap_or_else(|| stream_header(index, raw)), result)
+    (stream_header(index, raw), decode_stream_change(index, raw))
 }
 
-/// Decodes one raw stream record into a typed change, without building its
-/// header: what the engine runs (it reads identifiers from the raw record
-/// only when it must report one).
+/// Decodes one raw stream record into a typed change: the fast path, and
+/// the reference path for anything it does not take (so values and errors
+/// are the reference's).
 pub(crate) fn decode_stream_change<T: DeserializeOwned>(
     index: usize,
     raw: &RawValue,
 ) -> Result<StreamRecord<T>, DecodeError> {
-    decode(index, raw, false).1
+    match serde_json::from_str::<RawRecord<Image<T>>>(raw.get()) {
+        Ok(record) => assemble(index, record, |_, _, Image(image)| Ok(image)),
+        Err(_) => reference_decode(index, raw),
+    }
 }
 
-fn decode<T: DeserializeOwned>(
+/// [`decode_stream_record`] on the reference path only.
+fn reference_stream_record<T: DeserializeOwned>(
     index: usize,
     raw: &RawValue,
-    want_header: bool,
-) -> (Option<StreamHeader>, Result<StreamRecord<T>, DecodeError>) {
-    match serde_json::from_str::<RawRecord<Image<T>>>(raw.get()) {
-        Ok(record) => assemble(index, record, |_, _, Image(image)| Ok(image), want_header),
-        Err(_) => reference_decode(index, raw, want_header),
-    }
+) -> (StreamHeader, Result<StreamRecord<T>, DecodeError>) {
+    (stream_header(index, raw), reference_decode(index, raw))
 }
 
 /// The reference path: the envelope and images into `serde_dynamo::Item`s
 /// under `serde_path_to_error`, then each image into `T` with
 /// `serde_dynamo`.
-fn reference_stream_record<T: DeserializeOwned>(
-    index: usize,
-    raw: &RawValue,
-) -> (StreamHeader, Result<StreamRecord<T>, DecodeError>) {
-    let (header, result) = reference_decode(index, raw, true);
-    (header.unwrap_or_else(|| stream_header(index, raw)), result)
-}
-
-fn reference_decode<T: DeserializeOwned>(
-    index: usize,
-    raw: &RawValue,
-    want_header: bool,
-) -> (Option<StreamHeader>, Result<StreamRecord<T>, DecodeError>) {
+fn reference_decode<T: DeserializeOwned>(index: usize, raw: &RawValue) -> Result<StreamRecord<T>, DecodeError> {
     let mut de = serde_json::Deserializer::from_str(raw.get());
     let record: RawRecord<'_, DynItem> = match serde_path_to_error::deserialize(&mut de) {
         Ok(r) => r,
         Err(err) => {
-            let header = stream_header(index, raw);
+            let reference = stream_header(index, raw).reference;
             let path = err.path().to_string();
-            let error = DecodeError::new(header.reference.clone(), path, err.into_inner().to_string());
-            return (Some(header), Err(error));
+            return Err(DecodeError::new(reference, path, err.into_inner().to_string()));
         }
     };
-    assemble(index, record, decode_image, want_header)
+    assemble(index, record, decode_image)
 }
 
 /// Everything after the envelope is parsed, shared by both paths so that
-/// they cannot differ: the header (when asked for), the checks and their
-/// messages, the metadata, and the change (with `image` turning an image
-/// into `T`). The record's reference is built only for an error.
+/// they cannot differ: the checks and their messages, the metadata, and the
+/// change (with `image` turning an image into `T`). The record's reference
+/// is built only for an error.
 fn assemble<T, I>(
     index: usize,
     record: RawRecord<'_, I>,
     image: impl Fn(&dyn Fn() -> RecordRef, &str, I) -> Result<T, DecodeError>,
-    want_header: bool,
-) -> (Option<StreamHeader>, Result<StreamRecord<T>, DecodeError>) {
+) -> Result<StreamRecord<T>, DecodeError> {
     let RawRecord { event_id, event_name, event_source_arn, user_identity, dynamodb: mut data } = record;
     let (seq, keys) = match &mut data {
         Some(d) => (non_empty(d.sequence_number.take().and_then(|l| l.0)), d.keys.take()),
@@ -633,20 +617,13 @@ fn assemble<T, I>(
     };
     let event_id = non_empty(event_id);
     let reference = || RecordRef { index, message_id: None, event_id: event_id.clone(), sequence_number: seq.clone() };
-    let header = want_header.then(|| StreamHeader {
-        reference: reference(),
-        key: keys.as_ref().map(canonical_keys),
-        keys: keys.clone(),
-        event_name: event_name.as_deref().map(str::to_owned),
-        source_arn: event_source_arn.clone(),
-    });
     let fail = |path: &str, message: String| Err(DecodeError::new(reference(), path, message));
 
     let Some(data) = data else {
-        return (header, fail("dynamodb", "the record has no `dynamodb` object".into()));
+        return fail("dynamodb", "the record has no `dynamodb` object".into());
     };
     let Some(sequence_number) = seq.clone() else {
-        return (header, fail("dynamodb.SequenceNumber", "missing or empty".into()));
+        return fail("dynamodb.SequenceNumber", "missing or empty".into());
     };
     let view = data.stream_view_type.as_deref();
     let event_name = event_name.unwrap_or_default();
@@ -675,10 +652,7 @@ fn assemble<T, I>(
             format!("unknown eventName `{other}` (expected INSERT, MODIFY or REMOVE)"),
         )),
     };
-    let change = match change {
-        Ok(change) => change,
-        Err(err) => return (header, Err(err)),
-    };
+    let change = change?;
     let ttl_expired = user_identity.as_ref().is_some_and(|u| {
         u.kind.as_deref() == Some("Service") && u.principal_id.as_deref() == Some("dynamodb.amazonaws.com")
     });
@@ -692,7 +666,7 @@ fn assemble<T, I>(
         event_source_arn,
         ttl_expired,
     };
-    (header, Ok(StreamRecord { change, meta }))
+    Ok(StreamRecord { change, meta })
 }
 
 /// Decodes a DynamoDB item into `T`, naming the attribute path on error.
